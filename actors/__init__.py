@@ -1,0 +1,1 @@
+"""Elexirion application actors: thin wrappers around runtime logic behind messages."""

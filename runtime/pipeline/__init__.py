@@ -1,0 +1,1 @@
+"""The pipeline language: models, loader, templates, conditions, executor and steps."""

@@ -1,0 +1,1 @@
+"""Step families, one module per family."""

@@ -1,0 +1,1 @@
+"""Provider implementations behind one protocol."""

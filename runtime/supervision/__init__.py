@@ -1,0 +1,1 @@
+"""OTP supervision semantics over Pykka."""

@@ -1,0 +1,5 @@
+"""Fakes for tests, shipped so users can reuse them in their own suites."""
+
+from runtime.testing.clock import FakeClock
+
+__all__ = ["FakeClock"]
