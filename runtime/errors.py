@@ -23,7 +23,12 @@
     ├── Cancelled                    the run or job was cancelled
     ├── SupervisionError             the supervision layer refused an operation
     │   ├── RestartIntensityExceeded a supervisor gave up and escalated
-    │   └── ChildNotRunning          a call reached a child that is down
+    │   ├── ChildNotRunning          a call reached a child that is down
+    │   ├── CallTimeout              a running child did not reply in time
+    │   ├── StartFailed              a child could not be started (names the child)
+    │   ├── StartIgnored             a child declined to start (OTP's ignore)
+    │   ├── ChildControlError        start/restart/terminate/delete refused (carries code)
+    │   └── IllegalTransition        a lifecycle move its table does not allow
     ├── StoreError                   the state store failed or is corrupt
     └── DaemonUnavailable            no daemon answers on the socket
 
@@ -262,6 +267,57 @@ class ChildNotRunning(SupervisionError):
     def __init__(self, message: str, *, child: str) -> None:
         super().__init__(message)
         self.child = child
+
+
+class CallTimeout(SupervisionError):
+    """A call to a running child got no reply within its timeout."""
+
+    kind = FailureKind.TIMEOUT
+
+    def __init__(self, message: str, *, child: str, timeout_s: float) -> None:
+        super().__init__(message)
+        self.child = child
+        self.timeout_s = timeout_s
+
+
+class StartFailed(SupervisionError):
+    """A child could not be started; ``child`` is the path of the one that failed."""
+
+    def __init__(self, message: str, *, child: str, cause: BaseException | None) -> None:
+        super().__init__(message)
+        self.child = child
+        self.cause = cause
+
+
+class StartIgnored(SupervisionError):
+    """Raised from a child's ``__init__`` or ``on_start`` to decline starting (OTP's ``ignore``).
+
+    The supervisor keeps the spec, lists the child as ``undefined`` and carries on.
+    """
+
+
+class ChildControlError(SupervisionError):
+    """A supervisor refused a control call; ``code`` is OTP's error atom.
+
+    Codes: ``not_found``, ``running``, ``restarting``, ``already_present``,
+    ``already_started``, ``max_children``, ``shutting_down``, ``invalid_spec``.
+    """
+
+    def __init__(self, message: str, *, code: str, supervisor: str, child: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.supervisor = supervisor
+        self.child = child
+
+
+class IllegalTransition(SupervisionError):
+    """A lifecycle was asked to make a move its transition table does not allow."""
+
+    def __init__(self, message: str, *, subject: str, state: str, target: str) -> None:
+        super().__init__(message)
+        self.subject = subject
+        self.state = state
+        self.target = target
 
 
 class StoreError(ElexirionError):

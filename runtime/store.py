@@ -1,0 +1,279 @@
+"""SQLite state: runs, per-step checkpoints, sessions and a response cache.
+
+One file, ``elx.db`` in the state directory, in WAL mode. A checkpoint is
+committed before the next step starts, so a killed process loses at most the
+step that was running. ``synchronous=NORMAL`` in WAL mode survives a process
+crash (SIGKILL) without an fsync per step; ``durable=True`` selects FULL for
+machines where power loss matters more than step latency.
+
+The schema is versioned: ``MIGRATIONS`` is append-only, and ``open`` applies
+the ones a database has not seen yet.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import StoreError
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        result TEXT,
+        error TEXT
+    );
+    CREATE TABLE checkpoints (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        record TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (run_id, path)
+    );
+    CREATE TABLE session_turns (
+        session TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        run_id TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (session, seq)
+    );
+    CREATE TABLE response_cache (
+        key TEXT PRIMARY KEY,
+        response TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    id: str
+    pipeline: str
+    digest: str
+    inputs: dict[str, Any]
+    status: str
+    created_at: float
+    updated_at: float
+    result: Any
+    error: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    seq: int
+    path: str
+    record: dict[str, Any]
+    state: dict[str, Any]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+class Store:
+    """The state database. Thread-safe; one connection guarded by a lock."""
+
+    def __init__(self, path: Path, *, durable: bool = False) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                str(path), check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> Store:
+        return cls(state_dir / "elx.db")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        row = self._conn.execute("PRAGMA user_version").fetchone()
+        return int(row[0])
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self.schema_version
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this Elexirion "
+                    f"({len(MIGRATIONS)}); upgrade Elexirion or use another --state-dir"
+                )
+            for index in range(version, len(MIGRATIONS)):
+                # executescript commits on its own, so the version bump rides in the script.
+                self._conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[index]}\n"
+                    f"PRAGMA user_version={index + 1};\nCOMMIT;"
+                )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- runs ----------------------------------------------------------------
+
+    def create_run(
+        self, run_id: str, pipeline: str, digest: str, inputs: Mapping[str, Any]
+    ) -> None:
+        now = time.time()
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO runs (id, pipeline, digest, inputs, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (run_id, pipeline, digest, _dumps(dict(inputs)), now, now),
+            )
+
+    def set_run_status(
+        self, run_id: str, status: str, *, result: Any = None, error: Any = None
+    ) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, updated_at = ?, result = ?, error = ? WHERE id = ?",
+                (
+                    status,
+                    time.time(),
+                    None if result is None else _dumps(result),
+                    None if error is None else _dumps(error),
+                    run_id,
+                ),
+            )
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, pipeline, digest, inputs, status, created_at, updated_at, result,"
+                " error FROM runs WHERE id = ?",
+                (run_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return RunRow(
+            id=row[0],
+            pipeline=row[1],
+            digest=row[2],
+            inputs=json.loads(row[3]),
+            status=row[4],
+            created_at=row[5],
+            updated_at=row[6],
+            result=None if row[7] is None else json.loads(row[7]),
+            error=None if row[8] is None else json.loads(row[8]),
+        )
+
+    def latest_run_ids(self, limit: int = 20) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- checkpoints ------------------------------------------------------------
+
+    def save_checkpoint(
+        self,
+        run_id: str,
+        seq: int,
+        path: str,
+        record: Mapping[str, Any],
+        state: Mapping[str, Any],
+    ) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (run_id, seq, path, record, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, seq, path, _dumps(dict(record)), _dumps(dict(state)), time.time()),
+            )
+
+    def checkpoints(self, run_id: str) -> dict[str, CheckpointRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, path, record, state FROM checkpoints WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+        return {
+            r[1]: CheckpointRow(
+                seq=r[0], path=r[1], record=json.loads(r[2]), state=json.loads(r[3])
+            )
+            for r in rows
+        }
+
+    # -- sessions ---------------------------------------------------------------
+
+    def session_turns(self, session: str, limit: int | None = None) -> list[tuple[str, str]]:
+        """The last ``limit`` turns of ``session`` as (role, content), oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT role, content FROM session_turns WHERE session = ? ORDER BY seq DESC"
+                + (" LIMIT ?" if limit else ""),
+                (session, limit) if limit else (session,),
+            ).fetchall()
+        return [(r[0], r[1]) for r in reversed(rows)]
+
+    def append_session_turns(
+        self, session: str, turns: list[tuple[str, str]], run_id: str | None = None
+    ) -> None:
+        now = time.time()
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM session_turns WHERE session = ?", (session,)
+            ).fetchone()
+            seq = int(row[0])
+            for role, content in turns:
+                seq += 1
+                conn.execute(
+                    "INSERT INTO session_turns (session, seq, role, content, run_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (session, seq, role, content, run_id, now),
+                )
+
+    # -- response cache -----------------------------------------------------------
+
+    def cache_get(self, key: str) -> Any:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT response FROM response_cache WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def cache_put(self, key: str, response: Any) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO response_cache (key, response, created_at)"
+                " VALUES (?, ?, ?)",
+                (key, _dumps(response), time.time()),
+            )
