@@ -252,9 +252,11 @@ def parse_document(doc: YamlDocument, registry: StepRegistry = STEP_REGISTRY) ->
         parser.problem((), f"the root must be a mapping with a 'workflow' key, got {_kind(data)}")
         raise ValidationError(parser.problems)
     if "workflow" not in data:
-        parser.problem(
-            (), "missing the 'workflow' key at the root" + suggest("workflow", list(data))
-        )
+        import difflib
+
+        near = difflib.get_close_matches("workflow", [str(k) for k in data], n=1, cutoff=0.6)
+        hint = f"; found '{near[0]}': did you mean 'workflow'?" if near else ""
+        parser.problem((), "missing the 'workflow' key at the root" + hint)
         raise ValidationError(parser.problems)
     for key in data:
         if key != "workflow":

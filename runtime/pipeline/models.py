@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from runtime.errors import FailureKind
 from runtime.pipeline.extraction import ExtractionConfig
@@ -134,6 +144,21 @@ class Prompt(Spec):
             return {"parts": parts}
         return value
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # YAML writes a prompt as a string or a list of parts (or strings), never {parts: ...}.
+        model = handler.resolve_ref_schema(handler(core_schema))
+        part = model["properties"]["parts"]["items"]
+        return {
+            "description": "A template string, or a list of parts joined by newlines.",
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"anyOf": [{"type": "string"}, part]}},
+            ],
+        }
+
 
 class TokenBudget(Spec):
     max_output_tokens: int | None = Field(default=None, ge=1)
@@ -245,6 +270,12 @@ Preset = Literal["development", "production", "analysis", "chat", "test", "envir
 ConditionSource = str | bool | dict[str, Any] | list[Any]
 
 
+ProviderChain = Annotated[
+    tuple[str, ...],
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
+
+
 def _provider_chain(value: Any) -> Any:
     if isinstance(value, str):
         return (value,)
@@ -266,7 +297,7 @@ class StepSpec(Spec):
     on_error: tuple[StepSpec, ...] = ()
     retry: RetryPolicy | None = None
     output_schema: JsonSchema | None = None
-    provider: tuple[str, ...] | None = None
+    provider: ProviderChain | None = None
     description: str | None = None
     role: Literal["brain", "muscle"] | None = None
     streaming: dict[str, Any] | None = None
@@ -329,15 +360,18 @@ class ClaudeRobustStep(LlmStepSpec):
     type: Literal["claude_robust"]
     preset: Preset | None = None
     retry_config: RetryConfig = Field(default_factory=RetryConfig)
+    retry_count: int | None = Field(
+        default=None, ge=0, le=100, description="short form of retry_config.max_retries"
+    )
     claude_options: ClaudeOptions | None = None
     prompt: Prompt
 
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "retry_count" in value:
+        if isinstance(value, dict) and value.get("retry_count") is not None:
             value = dict(value)
-            count = value.pop("retry_count")
+            count = value["retry_count"]
             config = dict(value.get("retry_config") or {})
             if "max_retries" in config:
                 raise ValueError("give either retry_count or retry_config.max_retries, not both")
@@ -521,6 +555,27 @@ class FileOpsStep(StepSpec):
             return common
         return value
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # In YAML the operation's fields sit on the step itself: one variant per operation.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        common = {k: v for k, v in schema["properties"].items() if k != "op"}
+        required = [r for r in schema.get("required", []) if r != "op"]
+        variants = []
+        for op in schema["properties"]["op"].get("oneOf", []):
+            resolved = handler.resolve_ref_schema(op)
+            variants.append(
+                {
+                    "type": "object",
+                    "properties": {**common, **resolved["properties"]},
+                    "required": sorted({*required, *resolved.get("required", [])}),
+                    "additionalProperties": False,
+                }
+            )
+        return {"title": "FileOpsStep", "oneOf": variants}
+
 
 class ForLoopStep(StepSpec):
     nested: ClassVar[dict[str, NestKind]] = {"on_error": "list", "steps": "list"}
@@ -558,17 +613,21 @@ class WhileLoopStep(StepSpec):
 class SwitchStep(StepSpec):
     nested: ClassVar[dict[str, NestKind]] = {"on_error": "list", "cases": "map", "default": "list"}
     type: Literal["switch"]
-    on: str = Field(alias="on")
+    on: str | None = None
+    expression: str | None = Field(default=None, description="pipeline_ex's name for `on`")
     cases: dict[str, tuple[StepSpec, ...]] = Field(min_length=1)
     default: tuple[StepSpec, ...] = ()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _expression_alias(cls, value: Any) -> Any:
-        # pipeline_ex spells the switch expression `expression`; ours is `on`.
-        if isinstance(value, dict) and "expression" in value and "on" not in value:
-            value = dict(value)
-            value["on"] = value.pop("expression")
+    @model_validator(mode="after")
+    def _one_selector(self) -> SwitchStep:
+        if (self.on is None) == (self.expression is None):
+            raise ValueError("a switch needs exactly one of `on` or `expression`")
+        return self
+
+    @property
+    def selector(self) -> str:
+        value = self.on if self.on is not None else self.expression
+        assert value is not None
         return value
 
 

@@ -360,8 +360,16 @@ class MockProvider:
             self._total += 1
             self._by_step[request.step] = self._by_step.get(request.step, 0) + 1
             fault = self._take_fault(haystack, request.step) if self._failures else None
-        if self.settings.latency_s:
-            clock.sleep(self.settings.latency_s)
+        latency = self.settings.latency_s
+        if latency:
+            limit = request.timeout_s
+            if limit is not None and latency > limit:
+                clock.sleep(limit)
+                raise ProviderTimeout(
+                    f"mock answer takes {latency:.3f} s, over the {limit:.3f} s timeout",
+                    provider=self.name,
+                )
+            clock.sleep(latency)
         if fault is not None:
             raise fault
         text, data, calls = self._answer(request, haystack)

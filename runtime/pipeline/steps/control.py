@@ -308,10 +308,10 @@ def _case_key(value: Any) -> str:
 def run_switch(step: SwitchStep, ctx: StepContext) -> Any:
     from runtime.pipeline.executor import execute_steps
 
-    if is_template(step.on):
-        value = ctx.render(step.on)
+    if is_template(step.selector):
+        value = ctx.render(step.selector)
     else:
-        value = evaluate_expression(step.on, ctx.names())
+        value = evaluate_expression(step.selector, ctx.names())
     key = _case_key(value)
     branch = step.cases.get(key)
     chosen = key
