@@ -78,7 +78,7 @@ def test_a_plugin_step_type_is_validated_and_run_like_a_core_one(
 def test_a_broken_plugin_is_reported_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     """A plugin that fails to import gives a ConfigError naming it and what to do."""
     fresh = plugin_registry(monkeypatch, "no_such_module_xyz:THING")
-    with pytest.raises(ConfigError, match="step plugin 'word_count' .* failed to load"):
+    with pytest.raises(ConfigError, match=r"step plugin 'word_count' .* failed to load"):
         fresh.names()
 
 

@@ -48,7 +48,8 @@ def test_render_text_turns_structured_values_into_json() -> None:
         ),
         (
             "{{ steps.reviw.result }}",
-            "'reviw' is not defined here in template '{{ steps.reviw.result }}'; did you mean 'review'?",
+            "'reviw' is not defined here in template '{{ steps.reviw.result }}'; "
+            "did you mean 'review'?",
         ),
         ("{{ inputs.topc }}", "did you mean 'topic'?"),
     ],
