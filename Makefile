@@ -14,8 +14,11 @@ install: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@# Bytecode up front: machines that set PYTHONDONTWRITEBYTECODE would otherwise
+	@# recompile the project on every `elx` start.
+	@$(BIN)/python -m compileall -q runtime actors >/dev/null
 	@touch $(STAMP)
 
 run: install

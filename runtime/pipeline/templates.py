@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NoReturn
 
@@ -203,12 +204,22 @@ def render_text(source: str, names: Mapping[str, Any]) -> str:
     return "" if value is None else str(value)
 
 
-def referenced_paths(source: str) -> list[tuple[str, ...]]:
-    """Dotted name paths a template reads, e.g. ``("steps", "review", "result")``.
+@dataclass(frozen=True, slots=True)
+class TemplateShape:
+    """What validation needs to know of a template, from one parse."""
 
-    Used by validation to check step references before anything runs.
-    """
-    ast = _ENV.parse(source)
+    paths: tuple[tuple[str, ...], ...] = ()
+    local_names: frozenset[str] = frozenset()
+    error: str | None = None
+
+
+@lru_cache(maxsize=4096)
+def analyze(source: str) -> TemplateShape:
+    """Parse ``source`` once: the dotted names it reads, the names it sets, or its syntax error."""
+    try:
+        ast = _ENV.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return TemplateShape(error=f"template syntax error at line {exc.lineno}: {exc.message}")
     paths: list[tuple[str, ...]] = []
     for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
         path = _dotted(node)
@@ -220,7 +231,18 @@ def referenced_paths(source: str) -> list[tuple[str, ...]]:
     for p in paths:
         if not any(k[: len(p)] == p for k in kept):
             kept.append(p)
-    return kept
+    names: set[str] = set()
+    for node in ast.find_all((nodes.Assign, nodes.For)):
+        target = node.target  # type: ignore[attr-defined]
+        names.update(n.name for n in target.find_all(nodes.Name))
+        if isinstance(target, nodes.Name):
+            names.add(target.name)
+    return TemplateShape(tuple(kept), frozenset(names))
+
+
+def referenced_paths(source: str) -> list[tuple[str, ...]]:
+    """Dotted name paths a template reads, e.g. ``("steps", "review", "result")``."""
+    return list(analyze(source).paths)
 
 
 def _dotted(node: nodes.Node) -> tuple[str, ...] | None:
@@ -237,36 +259,14 @@ def _dotted(node: nodes.Node) -> tuple[str, ...] | None:
     return None
 
 
-def template_locals(source: str) -> set[str]:
-    """Names assigned inside the template itself (``{% set %}``, loop targets)."""
-    ast = _ENV.parse(source)
-    names: set[str] = set()
-    for node in ast.find_all((nodes.Assign, nodes.For)):
-        target = node.target  # type: ignore[attr-defined]
-        for name_node in target.find_all(nodes.Name):
-            names.add(name_node.name)
-        if isinstance(target, nodes.Name):
-            names.add(target.name)
-    return names
-
-
-def syntax_problem(source: str) -> str | None:
-    """The syntax error of ``source`` as a message, or None if it compiles."""
-    try:
-        compile_template(source)
-    except TemplateError as exc:
-        return exc.message
-    return None
-
-
 __all__ = [
     "Template",
+    "TemplateShape",
+    "analyze",
     "compile_template",
     "is_template",
     "referenced_paths",
     "render_text",
     "render_value",
     "suggest",
-    "syntax_problem",
-    "template_locals",
 ]

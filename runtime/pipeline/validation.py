@@ -28,7 +28,7 @@ from runtime.pipeline.models import (
     Workflow,
 )
 from runtime.pipeline.registry import STEP_REGISTRY, StepRegistry
-from runtime.pipeline.templates import is_template, referenced_paths, suggest, template_locals
+from runtime.pipeline.templates import analyze, is_template, suggest
 from runtime.pipeline.yaml_source import Marks, PathKey
 
 if False:  # pragma: no cover - typing only, avoids an import cycle
@@ -148,30 +148,20 @@ class _Checker:
     def check_template(self, text: str, path: PathKey, allowed: frozenset[str]) -> None:
         if not is_template(text):
             return
-        try:
-            refs = referenced_paths(text)
-            local = template_locals(text)
-        except Exception:
-            from runtime.pipeline.templates import syntax_problem
-
-            message = syntax_problem(text) or "template does not parse"
-            self.problem(path, message)
+        shape = analyze(text)
+        if shape.error is not None:
+            self.problem(path, shape.error)
             return
-        from runtime.pipeline.templates import syntax_problem
-
-        syntax = syntax_problem(text)
-        if syntax is not None:
-            self.problem(path, syntax)
-            return
-        for ref in refs:
+        for ref in shape.paths:
             head = ref[0]
-            if head in local or head in allowed:
+            if head in shape.local_names or head in allowed:
                 if head == "steps" and len(ref) > 1:
                     self.check_step_ref(str(ref[1]), path)
                 continue
             self.problem(
                 path,
-                f"template refers to unknown name '{head}'" + suggest(head, [*allowed, *local]),
+                f"template refers to unknown name '{head}'"
+                + suggest(head, [*allowed, *shape.local_names]),
             )
 
     def check_step_ref(self, name: str, path: PathKey) -> None:
