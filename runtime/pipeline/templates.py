@@ -232,8 +232,8 @@ def analyze(source: str) -> TemplateShape:
         if not any(k[: len(p)] == p for k in kept):
             kept.append(p)
     names: set[str] = set()
-    for node in ast.find_all((nodes.Assign, nodes.For)):
-        target = node.target  # type: ignore[attr-defined]
+    for assignment in ast.find_all((nodes.Assign, nodes.For)):
+        target = assignment.target  # type: ignore[attr-defined]
         names.update(n.name for n in target.find_all(nodes.Name))
         if isinstance(target, nodes.Name):
             names.add(target.name)

@@ -8,7 +8,7 @@ iterations that finished.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +228,9 @@ def _parallel(
                 next_index += 1
             if not pending:
                 break
-            done, _ = wait(list(pending), timeout=_bound(ctx), return_when=FIRST_EXCEPTION)
+            # FIRST_COMPLETED, not FIRST_EXCEPTION: the latter waits for the whole window
+            # when nothing fails, so one slow item would hold back every later one.
+            done, _ = wait(list(pending), timeout=_bound(ctx), return_when=FIRST_COMPLETED)
             if not done:
                 raise StepError(
                     f"step '{step.name}': parallel iterations did not finish in time",

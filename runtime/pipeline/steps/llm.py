@@ -458,6 +458,13 @@ def run_claude_batch(step: ClaudeBatchStep, ctx: StepContext) -> Any:
             batch.append({"task_id": key, "status": "success", "result": outcome.text})
         else:
             batch.append({"task_id": key, "status": "error", "error": str(outcome)})
+    from runtime.pipeline.executor import write_output
+
+    # A task's output_to_file was accepted by the model but never written; write it as
+    # parallel_claude does. batch follows the order of tasks when tasks are given.
+    for task, entry in zip(tasks, batch, strict=False):
+        if task.output_to_file and entry["status"] == "success":
+            entry["output_file"] = write_output(ctx, task.output_to_file, entry["result"])
     ok = sum(1 for b in batch if b["status"] == "success")
     value: dict[str, Any] = {
         "batch_processed": True,
