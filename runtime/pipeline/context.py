@@ -9,7 +9,9 @@ the workspace and nested execution.
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -96,19 +98,31 @@ class StepView(Mapping[str, Any]):
             out["skipped"] = True
         if self._record.error is not None:
             out["error"] = self._record.error
-        result = self._record.result
-        if isinstance(result, Mapping):
-            out.update(result)
-        out["result"] = result
+        structured = self._structured()
+        if isinstance(structured, Mapping):
+            out.update(structured)
+        out["result"] = self._record.result
         return out
 
     def __getitem__(self, key: str) -> Any:
         if key == "result":
             return self._record.result
-        result = self._record.result
+        result = self._structured()
         if isinstance(result, Mapping) and key in result:
             return result[key]
         return self._fields()[key]
+
+    def _structured(self) -> Any:
+        """The result, or the object a JSON-text answer holds (``analyze.score`` on text)."""
+        result = self._record.result
+        if isinstance(result, str):
+            stripped = result.strip()
+            if stripped.startswith("{") and stripped.endswith("}"):
+                try:
+                    return json.loads(stripped)
+                except ValueError:
+                    return result
+        return result
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._fields())
@@ -264,6 +278,8 @@ class Scope:
     loop: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     results: dict[str, StepRecord] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+    local_state: dict[str, Any] = field(default_factory=dict)
 
     def lookup(self, name: str) -> StepRecord | None:
         scope: Scope | None = self
@@ -285,6 +301,18 @@ class Scope:
     def record(self, record: StepRecord) -> None:
         with self.run.lock:
             self.results[record.name] = record
+
+    def state_view(self) -> Mapping[str, Any]:
+        """Run state, overlaid by the variables set with a local scope here and above."""
+        layers: list[dict[str, Any]] = []
+        scope: Scope | None = self
+        while scope is not None:
+            if scope.local_state:
+                layers.append(scope.local_state)
+            scope = scope.parent
+        if not layers:
+            return self.run.state
+        return ChainMap(*layers, self.run.state)
 
     def child(
         self,
@@ -308,7 +336,7 @@ class Scope:
             "steps": StepsView(self),
             "inputs": run.inputs,
             "global_vars": run.global_vars,
-            "state": run.state,
+            "state": self.state_view(),
             "workflow": {
                 "name": run.workflow.name,
                 "description": run.workflow.description or "",

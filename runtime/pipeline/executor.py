@@ -41,7 +41,13 @@ from runtime.pipeline.context import (
 )
 from runtime.pipeline.events import EventKind, RunEvent
 from runtime.pipeline.loader import LoadedPipeline
-from runtime.pipeline.models import InputSpec, RetryPolicy, StepSpec, WhileLoopStep
+from runtime.pipeline.models import (
+    InputSpec,
+    RetryPolicy,
+    SetVariableStep,
+    StepSpec,
+    WhileLoopStep,
+)
 from runtime.pipeline.registry import STEP_REGISTRY
 from runtime.pipeline.workspace import Sandbox, write_text_atomic
 from runtime.providers.base import ProviderGateway
@@ -312,6 +318,10 @@ def execute_step(step: StepSpec, scope: Scope) -> StepRecord:
         with run.lock:
             run.state.clear()
             run.state.update(saved.state)
+        if isinstance(step, SetVariableStep) and isinstance(record.result, dict):
+            from runtime.pipeline.steps.data import apply_variables
+
+            apply_variables(scope, step.scope, record.result.get("values") or {})
         run.emit(RunEvent(EventKind.STEP_RESTORED, run.root.id, path, step.type, run.depth))
         return record
     defaults = run.workflow.defaults

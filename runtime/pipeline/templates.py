@@ -70,8 +70,16 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().is_safe_attribute(obj, attr, value)
 
 
+def _finalize(value: Any) -> Any:
+    # Inside text, structured values read as JSON (as previous_response renders them).
+    if isinstance(value, (Mapping, list, tuple)):
+        return _to_json(value, None)
+    return value
+
+
 _ENV = _Environment(
     undefined=_Missing,
+    finalize=_finalize,
     autoescape=False,
     keep_trailing_newline=True,
     trim_blocks=False,

@@ -119,7 +119,10 @@ class _Checker:
         for fname in ("condition", "break_condition", "continue_condition"):
             value = getattr(step, fname, None)
             if value is not None:
-                self.check_condition(value, (*path, fname), step, allowed)
+                scope = allowed
+                if isinstance(step, ForLoopStep) and fname != "condition":
+                    scope = allowed | {step.iterator}  # evaluated inside an iteration
+                self.check_condition(value, (*path, fname), step, scope)
         prompt = getattr(step, "prompt", None)
         if isinstance(prompt, Prompt):
             self.check_prompt(prompt, (*path, "prompt"), step)
@@ -157,6 +160,13 @@ class _Checker:
             if head in shape.local_names or head in allowed:
                 if head == "steps" and len(ref) > 1:
                     self.check_step_ref(str(ref[1]), path)
+                if head == "state" and len(ref) > 1 and ref[1] not in self.variables:
+                    self.problem(
+                        path,
+                        f"state variable '{ref[1]}' is never set (declare it under "
+                        "`variables:` or set it with a set_variable step)"
+                        + suggest(str(ref[1]), self.variables),
+                    )
                 continue
             self.problem(
                 path,

@@ -346,3 +346,82 @@ def test_a_provider_fallback_chain_moves_on_when_the_first_fails(harness: Harnes
     assert result.ok, result.error
     assert result.result == "scripted hello"
     assert harness.mock.call_count("a") == 2
+
+
+def test_a_json_text_answer_exposes_its_fields_to_conditions_and_templates(
+    harness: Harness,
+) -> None:
+    """`analyze.score > 7` works when the answer is JSON text, as previous_response does."""
+    harness.use_mock(
+        MockSettings(
+            script=(MockRule(match="Analyze", response='{"score": 9, "notes": ["ok"]}'),),
+            clock=harness.clock,
+        )
+    )
+    harness.write(
+        "p.yaml",
+        """
+        workflow:
+          name: t
+          steps:
+            - {name: analyze, type: claude, prompt: "Analyze this"}
+            - name: ship
+              type: test_echo
+              condition: "analyze.score > 7"
+              value: "notes: {{ steps.analyze.notes }}"
+        """,
+    )
+    result = harness.run("p.yaml")
+    assert result.ok, result.error
+    assert result.result == 'notes: ["ok"]'
+
+
+def test_local_variables_stay_inside_their_loop_iteration(harness: Harness) -> None:
+    """scope: local writes only the enclosing body; global state is untouched."""
+    harness.write(
+        "p.yaml",
+        """
+        workflow:
+          name: t
+          variables: {label: outer}
+          steps:
+            - name: each
+              type: for_loop
+              data_source: [a, b]
+              steps:
+                - name: mark
+                  type: set_variable
+                  scope: local
+                  variables: {label: "{{ loop.item }}"}
+                - {name: show, type: test_echo, value: "{{ state.label }}"}
+            - {name: after, type: test_echo, value: "{{ state.label }}"}
+        """,
+    )
+    result = harness.run("p.yaml")
+    assert result.ok, result.error
+    assert result.steps["each"]["result"]["results"] == ["a", "b"]
+    assert result.result == "outer"
+
+
+def test_after_a_parallel_loop_the_inner_step_holds_the_last_items_result(
+    harness: Harness,
+) -> None:
+    """Whatever order iterations finish in, steps.<inner> is the highest index's result."""
+    harness.write(
+        "p.yaml",
+        """
+        workflow:
+          name: t
+          steps:
+            - name: each
+              type: for_loop
+              parallel: true
+              max_parallel: 4
+              data_source: [1, 2, 3, 4, 5, 6, 7, 8]
+              steps: [{name: square, type: test_echo, value: "{{ loop.item * loop.item }}"}]
+            - {name: last, type: test_echo, value: "{{ steps.square.result }}"}
+        """,
+    )
+    result = harness.run("p.yaml")
+    assert result.ok, result.error
+    assert result.result == 64

@@ -310,3 +310,39 @@ def test_loading_the_same_unchanged_file_is_served_from_the_cache(harness: Harne
     assert load_pipeline(path) is first
     path.write_text("workflow: {name: d, steps: [{name: a, type: test_echo}]}\n")
     assert load_pipeline(path).workflow.name == "d"
+
+
+def test_a_state_variable_that_is_never_set_is_reported(harness: Harness) -> None:
+    """`{{ state.count + 1 }}` with no `count` anywhere is caught before running."""
+    path = harness.write(
+        "state.yaml",
+        """
+        workflow:
+          name: t
+          variables: {counter: 0}
+          steps:
+            - {name: a, type: test_echo, value: "{{ state.count + 1 }}"}
+        """,
+    )
+    (problem,) = problems_of(path)
+    assert "state variable 'count' is never set" in problem
+    assert "did you mean 'counter'?" in problem
+
+
+def test_loop_break_conditions_may_use_the_iterator_name(harness: Harness) -> None:
+    """break_condition runs inside an iteration, so the iterator is in scope."""
+    path = harness.write(
+        "brk.yaml",
+        """
+        workflow:
+          name: t
+          steps:
+            - name: each
+              type: for_loop
+              iterator: service
+              data_source: [{owner: a}, {owner: payments}]
+              break_condition: "service.owner == 'payments'"
+              steps: [{name: look, type: test_echo, value: "{{ loop.service.owner }}"}]
+        """,
+    )
+    assert load_pipeline(path).workflow.steps[0].name == "each"

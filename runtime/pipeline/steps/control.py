@@ -182,9 +182,9 @@ def _iteration(
     except ElexirionError as exc:
         if step.break_on_error:
             raise
-        _promote(ctx.scope, scope)
+        _promote(ctx.scope, scope, index)
         return {"index": index, "item": item, "success": False, "error": error_json(exc)}
-    _promote(ctx.scope, scope)
+    _promote(ctx.scope, scope, index)
     results = {name: rec.result for name, rec in scope.results.items()}
     last = scope.results.get(step.steps[-1].name)
     return {
@@ -196,10 +196,16 @@ def _iteration(
     }
 
 
-def _promote(outer: Scope, inner: Scope) -> None:
-    """Inner results are visible after the loop (the latest iteration wins), as in pipeline_ex."""
-    for record in inner.results.values():
-        outer.record(record)
+def _promote(outer: Scope, inner: Scope, order: int = 0) -> None:
+    """Inner results stay visible after the body, as in pipeline_ex.
+
+    The highest iteration wins, also when parallel iterations finish out of order.
+    """
+    with outer.run.lock:
+        for record in inner.results.values():
+            if outer.ranks.get(record.name, -1) <= order:
+                outer.ranks[record.name] = order
+                outer.results[record.name] = record
 
 
 def _parallel(
@@ -293,7 +299,7 @@ def run_while_loop(step: WhileLoopStep, ctx: StepContext) -> Any:
         from runtime.pipeline.executor import execute_steps
 
         execute_steps(step.steps, scope)
-        _promote(ctx.scope, scope)
+        _promote(ctx.scope, scope, iteration)
         record = scope.results.get(step.steps[-1].name)
         last = record.result if record is not None else None
         iteration += 1

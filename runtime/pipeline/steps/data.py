@@ -12,7 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from runtime.errors import FailureKind, StepError
 from runtime.pipeline.conditions import parse_condition
-from runtime.pipeline.context import StepContext
+from runtime.pipeline.context import Scope, StepContext
 from runtime.pipeline.file_operations import FileOp, run_file_op
 from runtime.pipeline.models import DataTransformStep, FileOpsStep, SetVariableStep, TestEchoStep
 from runtime.pipeline.registry import StepType
@@ -20,11 +20,19 @@ from runtime.pipeline.steps.control import resolve_source
 from runtime.pipeline.transforms import Predicate, apply_operations
 
 
+def apply_variables(scope: Scope, kind: str, values: Mapping[str, Any]) -> None:
+    """global/session write the run's state; local/loop write the enclosing body only."""
+    if kind in ("local", "loop") and scope.parent is not None:
+        with scope.run.lock:
+            scope.local_state.update(values)
+        return
+    with scope.run.lock:
+        scope.run.state.update(values)
+
+
 def run_set_variable(step: SetVariableStep, ctx: StepContext) -> Any:
     values = {name: ctx.render(value) for name, value in step.variables.items()}
-    run = ctx.run
-    with run.lock:
-        run.state.update(values)
+    apply_variables(ctx.scope, step.scope, values)
     return {
         "variables_set": sorted(values),
         "scope": step.scope,
