@@ -18,7 +18,9 @@
     │   ├── Overloaded
     │   ├── AuthError
     │   ├── Rejected                 bad request: retrying will not help
-    │   └── Unavailable              connection refused, no such provider, breaker open
+    │   ├── Unavailable              connection refused, no such provider, breaker open
+    │   ├── ToolNotAllowed           the model asked for a tool outside allowed_tools
+    │   └── MaxTurnsExceeded         a tool-use loop needed more than max_turns turns
     ├── BudgetExceeded               a run crossed its max_usd or max_tokens
     ├── Cancelled                    the run or job was cancelled
     ├── SupervisionError             the supervision layer refused an operation
@@ -229,6 +231,36 @@ class Rejected(ProviderError):
 
 class Unavailable(ProviderError):
     kind = FailureKind.UNAVAILABLE
+
+
+class ToolNotAllowed(ProviderError):
+    """The model asked for a tool outside the step's ``allowed_tools``; it was not run."""
+
+    kind = FailureKind.TOOL_NOT_ALLOWED
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tool: str,
+        allowed: tuple[str, ...] = (),
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.tool = tool
+        self.allowed = allowed
+
+
+class MaxTurnsExceeded(ProviderError):
+    """A tool-use loop still wanted more tools after ``max_turns`` model turns."""
+
+    kind = FailureKind.MAX_TURNS_EXCEEDED
+    retryable = False
+
+    def __init__(self, message: str, *, max_turns: int, provider: str | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.max_turns = max_turns
 
 
 class BudgetExceeded(ElexirionError):

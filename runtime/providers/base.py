@@ -60,7 +60,9 @@ class LLMRequest:
     ``openai``, ``mock``); ``fallbacks`` are tried in order when it fails;
     ``model`` is already resolved from aliases.
     ``schema`` implies JSON output. ``step`` names the asking step, for logs
-    and for scripted mocks.
+    and for scripted mocks. ``workspace`` is the directory that built-in tools
+    (``allowed_tools``) are confined to; providers that run a tool loop refuse
+    paths outside it.
     """
 
     prompt: str
@@ -79,6 +81,7 @@ class LLMRequest:
     timeout_s: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     step: str | None = None
+    workspace: str | None = None
 
     @property
     def wants_json(self) -> bool:
