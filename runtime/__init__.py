@@ -1,5 +1,133 @@
-"""Elexirion runtime: the framework that the application actors build on."""
+"""Elexirion runtime: the framework that the application actors build on.
 
-from runtime.errors import ElexirionError
+The public names an embedding program needs are re-exported here. They load
+lazily (PEP 562), so ``import runtime`` — and with it ``elx --help`` — stays
+cheap; pydantic, jinja2 and Pykka are imported on first use of a name.
+"""
 
-__all__ = ["ElexirionError"]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    # errors
+    "BudgetExceeded": "runtime.errors",
+    "Cancelled": "runtime.errors",
+    "ChildNotRunning": "runtime.errors",
+    "ConfigError": "runtime.errors",
+    "ElexirionError": "runtime.errors",
+    "FailureKind": "runtime.errors",
+    "ProviderError": "runtime.errors",
+    "RestartIntensityExceeded": "runtime.errors",
+    "StepError": "runtime.errors",
+    "SupervisionError": "runtime.errors",
+    "TemplateError": "runtime.errors",
+    "ValidationError": "runtime.errors",
+    # settings, time, state
+    "Clock": "runtime.clock",
+    "MonotonicClock": "runtime.clock",
+    "Settings": "runtime.config",
+    "Store": "runtime.store",
+    # the pipeline language
+    "LoadedPipeline": "runtime.pipeline.loader",
+    "RunResult": "runtime.pipeline.executor",
+    "StepContext": "runtime.pipeline.context",
+    "StepSpec": "runtime.pipeline.models",
+    "StepType": "runtime.pipeline.registry",
+    "Workflow": "runtime.pipeline.models",
+    "load_pipeline": "runtime.pipeline.loader",
+    "pipeline_json_schema": "runtime.pipeline.schema",
+    "run_pipeline": "runtime.pipeline.executor",
+    # providers
+    "LLMRequest": "runtime.providers.base",
+    "LLMResponse": "runtime.providers.base",
+    "LocalGateway": "runtime.providers.gateway",
+    "MockProvider": "runtime.providers.mock",
+    "Provider": "runtime.providers.base",
+    "ProviderGateway": "runtime.providers.base",
+    # supervision
+    "ChildHandle": "runtime.supervision",
+    "ChildSpec": "runtime.supervision",
+    "DynamicSupervisorSpec": "runtime.supervision",
+    "Exit": "runtime.supervision",
+    "ExitReason": "runtime.supervision",
+    "JobOutcome": "runtime.supervision",
+    "JobStatus": "runtime.supervision",
+    "JobTicket": "runtime.supervision",
+    "Restart": "runtime.supervision",
+    "RootHandle": "runtime.supervision",
+    "Strategy": "runtime.supervision",
+    "SupervisorHandle": "runtime.supervision",
+    "SupervisorSpec": "runtime.supervision",
+    "TreeNode": "runtime.supervision",
+    "WorkerStatus": "runtime.supervision",
+    "boot": "runtime.supervision",
+    "render_tree": "runtime.supervision",
+    "start_job": "runtime.supervision",
+    "start_supervisor": "runtime.supervision",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # pragma: no cover - names for type checkers
+    from runtime.clock import Clock, MonotonicClock
+    from runtime.config import Settings
+    from runtime.errors import (
+        BudgetExceeded,
+        Cancelled,
+        ChildNotRunning,
+        ConfigError,
+        FailureKind,
+        ProviderError,
+        RestartIntensityExceeded,
+        StepError,
+        SupervisionError,
+        TemplateError,
+        ValidationError,
+    )
+    from runtime.pipeline.context import StepContext
+    from runtime.pipeline.executor import RunResult, run_pipeline
+    from runtime.pipeline.loader import LoadedPipeline, load_pipeline
+    from runtime.pipeline.models import StepSpec, Workflow
+    from runtime.pipeline.registry import StepType
+    from runtime.pipeline.schema import pipeline_json_schema
+    from runtime.providers.base import LLMRequest, LLMResponse, Provider, ProviderGateway
+    from runtime.providers.gateway import LocalGateway
+    from runtime.providers.mock import MockProvider
+    from runtime.store import Store
+    from runtime.supervision import (
+        ChildHandle,
+        ChildSpec,
+        DynamicSupervisorSpec,
+        Exit,
+        ExitReason,
+        JobOutcome,
+        JobStatus,
+        JobTicket,
+        Restart,
+        RootHandle,
+        Strategy,
+        SupervisorHandle,
+        SupervisorSpec,
+        TreeNode,
+        WorkerStatus,
+        boot,
+        render_tree,
+        start_job,
+        start_supervisor,
+    )
