@@ -44,6 +44,9 @@ _EXPORTS: dict[str, str] = {
     "LLMResponse": "runtime.providers.base",
     "LocalGateway": "runtime.providers.gateway",
     "MockProvider": "runtime.providers.mock",
+    "PoolGateway": "runtime.providers.pool",
+    "ProviderRegistry": "runtime.providers.registry",
+    "pool_detail": "runtime.providers.pool",
     "Provider": "runtime.providers.base",
     "ProviderGateway": "runtime.providers.base",
     # supervision
@@ -85,49 +88,87 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - names for type checkers
-    from runtime.clock import Clock, MonotonicClock
-    from runtime.config import Settings
-    from runtime.errors import (
-        BudgetExceeded,
-        Cancelled,
-        ChildNotRunning,
-        ConfigError,
-        FailureKind,
-        ProviderError,
-        RestartIntensityExceeded,
-        StepError,
-        SupervisionError,
-        TemplateError,
-        ValidationError,
+    from runtime.clock import (
+        Clock as Clock,
+        MonotonicClock as MonotonicClock,
     )
-    from runtime.pipeline.context import StepContext
-    from runtime.pipeline.executor import RunResult, run_pipeline
-    from runtime.pipeline.loader import LoadedPipeline, load_pipeline
-    from runtime.pipeline.models import StepSpec, Workflow
-    from runtime.pipeline.registry import StepType
-    from runtime.pipeline.schema import pipeline_json_schema
-    from runtime.providers.base import LLMRequest, LLMResponse, Provider, ProviderGateway
-    from runtime.providers.gateway import LocalGateway
-    from runtime.providers.mock import MockProvider
-    from runtime.store import Store
+    from runtime.config import (
+        Settings as Settings,
+    )
+    from runtime.errors import (
+        BudgetExceeded as BudgetExceeded,
+        Cancelled as Cancelled,
+        ChildNotRunning as ChildNotRunning,
+        ConfigError as ConfigError,
+        FailureKind as FailureKind,
+        ProviderError as ProviderError,
+        RestartIntensityExceeded as RestartIntensityExceeded,
+        StepError as StepError,
+        SupervisionError as SupervisionError,
+        TemplateError as TemplateError,
+        ValidationError as ValidationError,
+    )
+    from runtime.pipeline.context import (
+        StepContext as StepContext,
+    )
+    from runtime.pipeline.executor import (
+        RunResult as RunResult,
+        run_pipeline as run_pipeline,
+    )
+    from runtime.pipeline.loader import (
+        LoadedPipeline as LoadedPipeline,
+        load_pipeline as load_pipeline,
+    )
+    from runtime.pipeline.models import (
+        StepSpec as StepSpec,
+        Workflow as Workflow,
+    )
+    from runtime.pipeline.registry import (
+        StepType as StepType,
+    )
+    from runtime.pipeline.schema import (
+        pipeline_json_schema as pipeline_json_schema,
+    )
+    from runtime.providers.base import (
+        LLMRequest as LLMRequest,
+        LLMResponse as LLMResponse,
+        Provider as Provider,
+        ProviderGateway as ProviderGateway,
+    )
+    from runtime.providers.gateway import (
+        LocalGateway as LocalGateway,
+    )
+    from runtime.providers.mock import (
+        MockProvider as MockProvider,
+    )
+    from runtime.providers.pool import (
+        PoolGateway as PoolGateway,
+        pool_detail as pool_detail,
+    )
+    from runtime.providers.registry import (
+        ProviderRegistry as ProviderRegistry,
+    )
+    from runtime.store import (
+        Store as Store,
+    )
     from runtime.supervision import (
-        ChildHandle,
-        ChildSpec,
-        DynamicSupervisorSpec,
-        Exit,
-        ExitReason,
-        JobOutcome,
-        JobStatus,
-        JobTicket,
-        Restart,
-        RootHandle,
-        Strategy,
-        SupervisorHandle,
-        SupervisorSpec,
-        TreeNode,
-        WorkerStatus,
-        boot,
-        render_tree,
-        start_job,
-        start_supervisor,
+        ChildHandle as ChildHandle,
+        ChildSpec as ChildSpec,
+        DynamicSupervisorSpec as DynamicSupervisorSpec,
+        Exit as Exit,
+        ExitReason as ExitReason,
+        JobOutcome as JobOutcome,
+        JobStatus as JobStatus,
+        JobTicket as JobTicket,
+        Restart as Restart,
+        RootHandle as RootHandle,
+        Strategy as Strategy,
+        SupervisorHandle as SupervisorHandle,
+        SupervisorSpec as SupervisorSpec,
+        TreeNode as TreeNode,
+        WorkerStatus as WorkerStatus,
+        boot as boot,
+        render_tree as render_tree,
+        start_job as start_job,
+        start_supervisor as start_supervisor,
     )

@@ -56,8 +56,13 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError as PydanticValidationError,
+    model_validator,
+)
 
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.errors import (

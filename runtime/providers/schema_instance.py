@@ -37,8 +37,7 @@ from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any
 
-from jsonschema import exceptions as jsonschema_exceptions
-from jsonschema import validators as jsonschema_validators
+from jsonschema import exceptions as jsonschema_exceptions, validators as jsonschema_validators
 from jsonschema.protocols import Validator
 
 __all__ = ["instance_for"]

@@ -137,6 +137,18 @@ class SupervisorFlags(_Frozen):
     auto_shutdown: AutoShutdown = AutoShutdown.NEVER
 
 
+class PoolSpec(_Frozen):
+    """A pool of identical workers (provider pools): expanded into a supervisor."""
+
+    size: int = Field(ge=1, le=1024)
+    actor: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    intensity: int = Field(default=10, ge=0)
+    period_s: float = Field(default=10.0, gt=0)
+    backoff: BackoffSpec | None = None
+    shutdown: float = Field(default=DEFAULT_WORKER_SHUTDOWN_S, gt=0)
+
+
 class ChildSpec(_Frozen):
     """One child. Exactly one of ``actor``, ``supervisor``, ``dynamic_supervisor``."""
 
@@ -168,6 +180,31 @@ class ChildSpec(_Frozen):
         for target in value:
             resolve_exception(target)
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_pool(cls, data: Any) -> Any:
+        """``pool: {size, actor, args}`` is a one_for_one supervisor of ``size`` equal workers.
+
+        Workers are named w0..w{size-1} and get their ``index`` as an argument.
+        """
+        if not isinstance(data, dict) or data.get("pool") is None:
+            return data
+        pool = PoolSpec.model_validate(data["pool"])
+        rest = {k: v for k, v in data.items() if k != "pool"}
+        if rest.get("supervisor") is not None or rest.get("dynamic_supervisor") is not None:
+            raise ValueError("'pool' cannot be combined with 'supervisor' or 'dynamic_supervisor'")
+        workers = [
+            {
+                "id": f"w{index}",
+                "actor": pool.actor,
+                "args": {**pool.args, "index": index},
+                "shutdown": pool.shutdown,
+            }
+            for index in range(pool.size)
+        ]
+        flags = pool.model_dump(include={"intensity", "period_s", "backoff"}, exclude_none=True)
+        return {**rest, "supervisor": {**flags, "children": workers}}
 
     @model_validator(mode="before")
     @classmethod

@@ -23,6 +23,7 @@ class WorkerStatus:
 
     job: str | None = None
     step: str | None = None
+    detail: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable
@@ -80,6 +81,7 @@ class TreeNode:
     max_children: int | None = None
     job: str | None = None
     step: str | None = None
+    detail: tuple[tuple[str, str], ...] = ()
     children: tuple[TreeNode, ...] = ()
 
     def walk(self) -> Iterator[TreeNode]:
@@ -120,6 +122,7 @@ def _describe(node: TreeNode) -> str:
         parts.append(f"mailbox {node.mailbox_depth}")
     if node.job is not None:
         parts.append(f"job {node.job}" + (f" step {node.step}" if node.step else ""))
+    parts.extend(f"{key}={value}" for key, value in node.detail)
     if node.last_exit is not None and node.state != ChildState.RUNNING:
         parts.append(f"last exit {node.last_exit}")
     return " ".join(parts)

@@ -36,6 +36,7 @@ from runtime.supervision.child_spec import (
     BackoffSpec,
     ChildSpec,
     DynamicSupervisorSpec,
+    PoolSpec,
     SupervisorSpec,
     _Frozen,
 )
@@ -56,6 +57,7 @@ _MODELS_BY_KEY: dict[str, type[pydantic.BaseModel]] = {
     "supervisor": SupervisorSpec,
     "dynamic_supervisor": DynamicSupervisorSpec,
     "backoff": BackoffSpec,
+    "pool": PoolSpec,
 }
 
 

@@ -270,6 +270,7 @@ class Supervisor(pykka.ThreadingActor):
             restarts_in_window=0 if flags else None,
             job=status.job if status else None,
             step=status.step if status else None,
+            detail=status.detail if status else (),
         )
 
     # -- exits and restarts -----------------------------------------------------

@@ -1,0 +1,78 @@
+"""Pipelines from the examples run on real SDKs against local fake servers, via `elx run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from runtime.testing.fake_anthropic import AnthropicReply, FakeAnthropic
+
+ELX = Path(sys.executable).with_name("elx")
+
+PIPELINE = """
+workflow:
+  name: review
+  steps:
+    - name: draft
+      type: claude
+      claude_options: {model: haiku}
+      prompt: "Review this change: add retries."
+    - name: verdict
+      type: claude
+      prompt:
+        - "Give a verdict on:"
+        - {type: previous_response, step: draft}
+"""
+
+
+def run_elx(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "review.yaml"
+    path.write_text(textwrap.dedent(PIPELINE).lstrip())
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    clean.pop("TEST_MODE", None)
+    return subprocess.run(
+        [str(ELX), "run", str(path), "--json", "--state-dir", str(tmp_path / ".s"), *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_pipeline_runs_on_the_anthropic_sdk_against_the_fake_api(tmp_path: Path) -> None:
+    """Both claude steps reach the fake API; the result records anthropic, not the mock."""
+    with FakeAnthropic() as fake:
+        fake.script(AnthropicReply(text="looks fine"), AnthropicReply(text="ship it"))
+        done = run_elx(
+            tmp_path,
+            {"ANTHROPIC_API_KEY": "sk-test-secret-123", "ANTHROPIC_BASE_URL": fake.base_url},
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["result"] == "ship it"
+        assert report["providers"] == ["anthropic"]
+        assert report["notices"] == []
+        second = fake.requests[1].json()
+        assert "looks fine" in json.dumps(second["messages"])
+        assert fake.requests[0].json()["model"] == "claude-haiku-4-5"
+    assert "sk-test-secret-123" not in done.stdout + done.stderr
+
+
+def test_a_provider_error_fails_the_run_with_its_kind_and_no_secret(tmp_path: Path) -> None:
+    """A 401 from the API is an auth failure: exit 1, the key never printed."""
+    with FakeAnthropic(api_keys=("the-right-key",)) as fake:
+        done = run_elx(
+            tmp_path,
+            {"ANTHROPIC_API_KEY": "sk-wrong-secret-456", "ANTHROPIC_BASE_URL": fake.base_url},
+        )
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["status"] == "failed"
+    assert report["error"]["kind"] == "auth"
+    assert "sk-wrong-secret-456" not in done.stdout + done.stderr
