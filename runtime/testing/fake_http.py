@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -171,6 +172,7 @@ class FakeHTTPServer:
         self.name = name
         self._gate = gate
         self._routes: dict[tuple[str, str], Responder] = {}
+        self._patterns: list[tuple[str, re.Pattern[str], Responder]] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._script: deque[object] = deque()
@@ -185,6 +187,14 @@ class FakeHTTPServer:
     def route(self, method: str, path: str, responder: Responder) -> None:
         """Answer ``method path`` (query string ignored) with ``responder``."""
         self._routes[(method.upper(), path)] = responder
+
+    def route_pattern(self, method: str, pattern: str, responder: Responder) -> None:
+        """Answer ``method`` on paths that fully match the regex ``pattern`` (query ignored).
+
+        For APIs that put names in the path (``/v1beta/models/{model}:generateContent``).
+        Exact routes are tried first, then patterns in the order they were added.
+        """
+        self._patterns.append((method.upper(), re.compile(pattern), responder))
 
     def enqueue(self, *items: object) -> None:
         """Append scripted items (``Reply`` faults or provider-specific answers) to the queue."""
@@ -278,7 +288,13 @@ class FakeHTTPServer:
             refused = self._gate(request)
             if refused is not None:
                 return refused
-        responder = self._routes.get((request.method, request.path.split("?", 1)[0]))
+        path = request.path.split("?", 1)[0]
+        responder = self._routes.get((request.method, path))
+        if responder is None:
+            responder = next(
+                (r for m, p, r in self._patterns if m == request.method and p.fullmatch(path)),
+                None,
+            )
         if responder is None:
             return Reply.json(
                 404, {"error": f"{self.name}: no route for {request.method} {request.path}"}
@@ -298,6 +314,8 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # Benchmarks open hundreds of connections at once; the stdlib default backlog is 5.
+    request_queue_size = 1024
 
     def __init__(
         self,
