@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from runtime.testing.fake_anthropic import AnthropicReply, FakeAnthropic
+from runtime.testing.fake_anthropic import AnthropicReply, FakeAnthropic, ToolUse
 
 ELX = Path(sys.executable).with_name("elx")
 
@@ -76,3 +76,46 @@ def test_a_provider_error_fails_the_run_with_its_kind_and_no_secret(tmp_path: Pa
     assert report["status"] == "failed"
     assert report["error"]["kind"] == "auth"
     assert "sk-wrong-secret-456" not in done.stdout + done.stderr
+
+
+TOOLS_PIPELINE = """
+workflow:
+  name: tools
+  workspace_dir: ./ws
+  steps:
+    - name: inspect
+      type: claude
+      claude_options: {allowed_tools: [Read], max_turns: 3}
+      prompt: "Read notes.txt and summarize it."
+"""
+
+
+def test_a_claude_step_with_tools_reads_only_inside_its_workspace(tmp_path: Path) -> None:
+    """The tool loop runs read_file in the pipeline's workspace and refuses escapes."""
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "notes.txt").write_text("the quarterly numbers are up")
+    (tmp_path / "secret.txt").write_text("do not read me")
+    path = tmp_path / "tools.yaml"
+    path.write_text(textwrap.dedent(TOOLS_PIPELINE).lstrip())
+    with FakeAnthropic() as fake:
+        fake.script(
+            AnthropicReply(tool_uses=(ToolUse("read_file", {"path": "notes.txt"}),)),
+            AnthropicReply(tool_uses=(ToolUse("read_file", {"path": "../secret.txt"}),)),
+            AnthropicReply(text="numbers are up"),
+        )
+        clean = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        clean.pop("TEST_MODE", None)
+        done = subprocess.run(
+            [str(ELX), "run", str(path), "--json", "--state-dir", str(tmp_path / ".s")],
+            capture_output=True,
+            text=True,
+            env={**clean, "ANTHROPIC_API_KEY": "sk-t", "ANTHROPIC_BASE_URL": fake.base_url},
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["result"] == "numbers are up"
+        second, third = (json.dumps(r.json()["messages"]) for r in fake.requests[1:3])
+    assert "the quarterly numbers are up" in second
+    assert "do not read me" not in third

@@ -141,6 +141,7 @@ def call(
         timeout_s=timeout_s or (opts["timeout_ms"] / 1000 if opts.get("timeout_ms") else None),
         options={k: v for k, v in opts.items() if k not in _REQUEST_FIELDS},
         step=tag or ctx.step.name,
+        workspace=str(ctx.run.workspace.root),
     )
     return ctx.complete(request)
 
