@@ -54,6 +54,7 @@ class Settings:
     template_env: tuple[str, ...] = ()
     max_nesting_depth: int = 10
     durable_store: bool = False
+    pipeline_dirs: tuple[Path, ...] = (Path("pipelines"),)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod

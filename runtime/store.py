@@ -61,7 +61,27 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT,
+        meta TEXT
+    );
+    CREATE INDEX jobs_by_status ON jobs(status, priority DESC, created_at);
+    """,
 )
+
+FINAL_JOB_STATES = ("completed", "failed", "cancelled", "budget_exceeded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +95,64 @@ class RunRow:
     updated_at: float
     result: Any
     error: Any
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: str
+    pipeline: str
+    inputs: dict[str, Any]
+    status: str
+    priority: int
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    attempts: int
+    result: Any
+    error: Any
+    meta: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "inputs": self.inputs,
+            "status": self.status,
+            "priority": self.priority,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "attempts": self.attempts,
+            "result": self.result,
+            "error": self.error,
+            "meta": self.meta,
+        }
+
+
+_JOB_COLUMNS = (
+    "id, pipeline, inputs, status, priority, created_at, updated_at, started_at, finished_at,"
+    " attempts, result, error, meta"
+)
+
+
+def _job(row: Any) -> JobRow:
+    return JobRow(
+        id=row[0],
+        pipeline=row[1],
+        inputs=json.loads(row[2]),
+        status=row[3],
+        priority=row[4],
+        created_at=row[5],
+        updated_at=row[6],
+        started_at=row[7],
+        finished_at=row[8],
+        attempts=row[9],
+        result=None if row[10] is None else json.loads(row[10]),
+        error=None if row[11] is None else json.loads(row[11]),
+        meta={} if row[12] is None else json.loads(row[12]),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +192,16 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def check(self) -> None:
+        """Raise StoreError unless the database answers and passes a quick integrity check."""
+        with self._lock:
+            try:
+                row = self._conn.execute("PRAGMA quick_check").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"the state database {self.path} does not answer: {exc}") from exc
+        if row is None or row[0] != "ok":
+            raise StoreError(f"the state database {self.path} failed its integrity check: {row}")
 
     @property
     def schema_version(self) -> int:
@@ -260,6 +348,106 @@ class Store:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (session, seq, role, content, run_id, now),
                 )
+
+    # -- jobs ---------------------------------------------------------------------
+
+    def create_job(
+        self,
+        job_id: str,
+        pipeline: str,
+        inputs: Mapping[str, Any],
+        *,
+        priority: int = 0,
+        meta: Mapping[str, Any] | None = None,
+    ) -> JobRow:
+        """Commit a new job as ``accepted``; it is durable when this returns."""
+        now = time.time()
+        with self._lock:
+            self._conn.execute(
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, 'accepted', ?, ?, ?,"
+                " NULL, NULL, 0, NULL, NULL, ?)",
+                (job_id, pipeline, _dumps(dict(inputs)), priority, now, now, _dumps(meta or {})),
+            )
+        row = self.get_job(job_id)
+        assert row is not None
+        return row
+
+    def get_job(self, job_id: str) -> JobRow | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        return None if row is None else _job(row)
+
+    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRow]:
+        query = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            args = (status,)
+        query += " ORDER BY created_at DESC LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(query, (*args, limit)).fetchall()
+        return [_job(r) for r in rows]
+
+    def unfinished_jobs(self) -> list[JobRow]:
+        """Accepted or running jobs, highest priority and oldest first (for resume)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ('accepted', 'running')"
+                " ORDER BY priority DESC, created_at"
+            ).fetchall()
+        return [_job(r) for r in rows]
+
+    def mark_job_running(self, job_id: str) -> bool:
+        """accepted/running → running (a new attempt); False if the job already ended."""
+        now = time.time()
+        with self._lock:
+            cursor = self._conn.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ?,"
+                " started_at = COALESCE(started_at, ?) WHERE id = ?"
+                " AND status IN ('accepted', 'running')",
+                (now, now, job_id),
+            )
+        return cursor.rowcount == 1
+
+    def finish_job(
+        self, job_id: str, status: str, *, result: Any = None, error: Any = None
+    ) -> bool:
+        """Set a final state once: a job that already ended is never overwritten."""
+        if status not in FINAL_JOB_STATES:
+            raise StoreError(f"{status!r} is not a final job state ({', '.join(FINAL_JOB_STATES)})")
+        now = time.time()
+        placeholders = ", ".join("?" for _ in FINAL_JOB_STATES)
+        with self._lock:
+            cursor = self._conn.execute(
+                "UPDATE jobs SET status = ?, result = ?, error = ?, updated_at = ?, finished_at = ?"
+                f" WHERE id = ? AND status NOT IN ({placeholders})",
+                (
+                    status,
+                    None if result is None else _dumps(result),
+                    None if error is None else _dumps(error),
+                    now,
+                    now,
+                    job_id,
+                    *FINAL_JOB_STATES,
+                ),
+            )
+        return cursor.rowcount == 1
+
+    def update_job_meta(self, job_id: str, meta: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE jobs SET meta = ?, updated_at = ? WHERE id = ?",
+                (_dumps(dict(meta)), time.time(), job_id),
+            )
+
+    def count_jobs(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT status, COUNT(*) FROM jobs GROUP BY status"
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
 
     # -- response cache -----------------------------------------------------------
 

@@ -9,13 +9,10 @@ path in ``ELX_PROVIDERS`` (``name=package.module:Class,...``).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
-
-import structlog
 
 from runtime.config import Settings, canonical_provider
 from runtime.errors import ConfigError
@@ -31,10 +28,6 @@ BUILTIN: Mapping[str, str] = {
 }
 
 ProviderFactory = Callable[[Settings], Provider]
-
-_log = structlog.get_logger("elexirion.providers")
-_NOTICED: set[str] = set()
-_NOTICE_LOCK = threading.Lock()
 
 
 def _load(target: str, *, what: str) -> Any:
@@ -82,13 +75,11 @@ class ProviderRegistry:
 
     def create(self, name: str) -> Provider:
         canonical = canonical_provider(name)
-        if name.strip().lower() == "google-generativeai":
-            _notice_once(
-                "google-generativeai",
-                "the google-generativeai library reached end of support on 2025-11-30; "
-                "the provider name now means the gemini provider (google-genai)",
-            )
         target = self._targets.get(canonical)
+        if target == BUILTIN["gemini"]:
+            from runtime.providers import gemini
+
+            return gemini.create(self._settings, name)  # notes the legacy alias once
         if target is None:
             raise ConfigError(
                 f"unknown provider '{name}' (known: {', '.join(self.names)}); add one with "
@@ -106,11 +97,3 @@ class ProviderRegistry:
                 f"provider '{canonical}' ({target}) does not implement complete/stream"
             )
         return provider
-
-
-def _notice_once(key: str, text: str) -> None:
-    with _NOTICE_LOCK:
-        if key in _NOTICED:
-            return
-        _NOTICED.add(key)
-    _log.warning("provider_notice", notice=text)

@@ -31,7 +31,10 @@ def test_supervision_yaml_boots_the_designed_tree_and_prints_its_snapshot() -> N
         pipelines = snap.find("root/pipelines")
         assert pipelines.kind is ChildKind.DYNAMIC_SUPERVISOR and pipelines.max_children == 64
         assert snap.find("root/optimizer").restart is Restart.TRANSIENT
-        assert root.lookup("providers/mock").ask("ping", timeout=WAIT_S) == "pong"
+        mock_pool = snap.find("root/providers/mock")
+        assert [w.id for w in mock_pool.children] == [f"w{i}" for i in range(8)]
+        assert ("provider", "mock") in mock_pool.children[0].detail
+        assert root.lookup("providers/mock/w0").call("ping", timeout=WAIT_S) == "pong"
         assert root.lookup("store").call("snapshot").role == "store"
     finally:
         with structlog.testing.capture_logs() as logs:
