@@ -119,3 +119,75 @@ def test_a_claude_step_with_tools_reads_only_inside_its_workspace(tmp_path: Path
         second, third = (json.dumps(r.json()["messages"]) for r in fake.requests[1:3])
     assert "the quarterly numbers are up" in second
     assert "do not read me" not in third
+
+
+MIXED_PIPELINE = """
+workflow:
+  name: mixed
+  gemini_functions:
+    route_ticket:
+      description: Route a ticket to a team
+      parameters: {type: object, properties: {team: {type: string}}, required: [team]}
+  steps:
+    - name: triage
+      type: gemini_structured
+      schema:
+        type: object
+        properties: {severity: {type: integer}}
+        required: [severity]
+      prompt: "Rate this ticket: the login page is down."
+    - name: route
+      type: gemini
+      functions: [route_ticket]
+      prompt: "Route it (severity {{ steps.triage.severity }})."
+    - name: reply
+      type: llm
+      provider: openai
+      model: llama3
+      prompt: "Write a reply for team {{ steps.route.function_calls[0].arguments.team }}."
+"""
+
+
+def test_a_pipeline_runs_on_the_gemini_and_openai_sdks_against_their_fakes(
+    tmp_path: Path,
+) -> None:
+    """Structured output and a function call from Gemini feed an OpenAI-compatible call."""
+    from runtime.testing.fake_gemini import FakeGemini, FunctionCallPart, GeminiReply
+    from runtime.testing.fake_openai import FakeOpenAI, OpenAIReply
+
+    path = tmp_path / "mixed.yaml"
+    path.write_text(textwrap.dedent(MIXED_PIPELINE).lstrip())
+    with FakeGemini() as gemini, FakeOpenAI() as openai:
+        gemini.script(
+            GeminiReply(text='{"severity": 4}'),
+            GeminiReply(function_calls=(FunctionCallPart("route_ticket", {"team": "auth"}),)),
+        )
+        openai.script(OpenAIReply(text="Team auth is on it."))
+        clean = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        clean.pop("TEST_MODE", None)
+        env = {
+            **clean,
+            "GEMINI_API_KEY": "g-secret-789",
+            "GOOGLE_GEMINI_BASE_URL": gemini.base_url,
+            "OPENAI_API_KEY": "o-secret-012",
+            "OPENAI_BASE_URL": openai.base_url,
+        }
+        done = subprocess.run(
+            [str(ELX), "run", str(path), "--json", "--state-dir", str(tmp_path / ".s")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["result"] == "Team auth is on it."
+        assert report["providers"] == ["gemini", "openai"]
+        assert report["steps"]["triage"]["result"] == {"severity": 4}
+        sent = json.dumps(openai.requests[0].json())
+        assert "team auth" in sent
+        assert openai.requests[0].json()["model"] == "llama3"
+    for secret in ("g-secret-789", "o-secret-012"):
+        assert secret not in done.stdout + done.stderr
