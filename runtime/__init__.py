@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "MonotonicClock": "runtime.clock",
     "Settings": "runtime.config",
     "Store": "runtime.store",
+    "daemon_context": "runtime.daemon",
     # the pipeline language
     "LoadedPipeline": "runtime.pipeline.loader",
     "RunResult": "runtime.pipeline.executor",
@@ -95,6 +96,7 @@ if TYPE_CHECKING:  # pragma: no cover - names for type checkers
     from runtime.config import (
         Settings as Settings,
     )
+    from runtime.daemon import daemon_context as daemon_context
     from runtime.errors import (
         BudgetExceeded as BudgetExceeded,
         Cancelled as Cancelled,
@@ -148,9 +150,7 @@ if TYPE_CHECKING:  # pragma: no cover - names for type checkers
     from runtime.providers.registry import (
         ProviderRegistry as ProviderRegistry,
     )
-    from runtime.store import (
-        Store as Store,
-    )
+    from runtime.store import Store as Store
     from runtime.supervision import (
         ChildHandle as ChildHandle,
         ChildSpec as ChildSpec,

@@ -95,7 +95,7 @@ def _settings(
     return settings.with_(**changes) if changes else settings
 
 
-def _parse_inputs(pairs: Sequence[str], input_file: str | None) -> dict[str, Any]:
+def parse_inputs(pairs: Sequence[str], input_file: str | None) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     if input_file:
         try:
@@ -186,7 +186,7 @@ def run(
     from runtime.state_dir import open_state
 
     settings = _settings(state_dir, provider, workspace, output_dir)
-    given = _parse_inputs(inputs, input_file)
+    given = parse_inputs(inputs, input_file)
     if resume and given:
         _fail("--resume reuses the inputs of the earlier run; drop --input/--input-file")
     loaded = load_pipeline(file)
@@ -294,3 +294,12 @@ class _Progress:
     def close(self) -> None:
         if self._status is not None:
             self._status.stop()
+
+
+def _register_daemon_commands() -> None:
+    from runtime.cli_daemon import register
+
+    register(main)
+
+
+_register_daemon_commands()

@@ -32,6 +32,8 @@
     │   ├── ChildControlError        start/restart/terminate/delete refused (carries code)
     │   └── IllegalTransition        a lifecycle move its table does not allow
     ├── StoreError                   the state store failed or is corrupt
+    ├── ProtocolError                a socket message broke the wire protocol (carries code)
+    ├── RemoteError                  the daemon answered with an error (carries code, data)
     └── DaemonUnavailable            no daemon answers on the socket
 
 Every error carries context as attributes and a message that says what
@@ -360,3 +362,42 @@ class DaemonUnavailable(ElexirionError):
     """No daemon answers on the socket."""
 
     kind = FailureKind.UNAVAILABLE
+
+
+class ProtocolError(ElexirionError):
+    """A socket message broke the wire protocol.
+
+    ``code`` is a stable code from ``runtime.protocol.ErrorCode``; ``request_id``
+    is the id of the offending request when it could be read.
+    """
+
+    kind = FailureKind.BAD_REQUEST
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        request_id: str | int | None = None,
+        *,
+        data: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+        self.data = data
+
+
+class RemoteError(ElexirionError):
+    """The daemon answered a request with an error response.
+
+    ``code`` is the stable protocol code (``runtime.protocol.ErrorCode``); ``data``
+    is the response's detail object; ``kind`` follows ``data["kind"]`` when present.
+    """
+
+    def __init__(self, code: str, message: str, data: object = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.data = data
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if isinstance(kind, str) and kind in FailureKind._value2member_map_:
+            self.kind = FailureKind(kind)

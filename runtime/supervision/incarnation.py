@@ -338,6 +338,9 @@ class _Supervised(pykka.ThreadingActor):
 
     def _handle_receive(self, message: Any) -> Any:
         incarnation = self._elx_incarnation
+        if isinstance(message, CrashCommand):
+            # An operator's `kill`: crash exactly as an exception in a tell would.
+            raise OperatorCrash(f"{incarnation.path} crashed on command ({message.reason})")
         try:
             return super()._handle_receive(message)
         except Exception as exc:
@@ -352,6 +355,19 @@ class _Supervised(pykka.ThreadingActor):
         self._elx_incarnation.record_crash(error)
         pykka.ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()
+
+
+class CrashCommand:
+    """A message that makes any supervised child crash (``SupervisorHandle.kill_child``)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class OperatorCrash(RuntimeError):
+    """The exception a child dies of when an operator kills it."""
 
 
 def _as_exception(exc: BaseException, incarnation: Incarnation, where: str) -> Exception:

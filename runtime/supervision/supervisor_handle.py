@@ -103,6 +103,12 @@ class SupervisorHandle(ChildHandle):
 
         self.ask(TerminateChild(child_id), timeout=timeout)
 
+    def kill_child(self, child_id: str, reason: str = "killed by an operator") -> None:
+        """Make a running child crash, as OTP's ``exit(Pid, kill)``: its restart policy applies."""
+        from runtime.supervision.incarnation import CrashCommand
+
+        self.child(child_id).tell(CrashCommand(reason))
+
     def delete_child(self, child_id: str, *, timeout: float = DEFAULT_CONTROL_TIMEOUT_S) -> None:
         from runtime.supervision.supervisor import DeleteChild
 

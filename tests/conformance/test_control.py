@@ -133,3 +133,27 @@ def test_tree_snapshot_reports_state_counts_uptime_mailbox_and_job(
     with pytest.raises(AttributeError):
         snap.state = "x"  # type: ignore[misc]
     assert WAIT_S > 0
+
+
+def test_kill_child_crashes_it_and_its_supervisor_restarts_it() -> None:
+    """kill_child is OTP's exit(Pid, kill): the child crashes and is restarted, counted."""
+    from runtime.supervision import ChildSpec, SupervisionContext, SupervisorSpec, start_supervisor
+
+    root = start_supervisor(
+        SupervisorSpec(
+            intensity=5,
+            children=(ChildSpec(id="c", actor="actors.placeholder:PlaceholderActor"),),
+        ),
+        context=SupervisionContext(),
+    )
+    try:
+        handle = root.child("c")
+        generation = handle.generation
+        root.kill_child("c")
+        assert handle.wait_running(5, after_generation=generation)
+        root.wait_processed()
+        node = root.tree().find(f"{root.path}/c")
+        assert node.restart_count == 1
+        assert "crash" in (node.last_exit or "")
+    finally:
+        root.shutdown()

@@ -1,0 +1,249 @@
+"""Daemon benchmarks (issue 5), each against a real `elx daemon` process.
+
+1. Ready time: from spawning `elx daemon` to its ready line (target < 2 s).
+2. Idle RSS of the daemon (target < 120 MB).
+3. `ping` latency with 100 concurrent clients, p50/p99 (target p99 < 2 ms).
+4. `submit` acknowledged (committed) latency, p50/p99 (target p99 < 10 ms).
+5. 1,000 jobs of 3 mock steps at 200 ms latency, 256 concurrent jobs allowed:
+   wall time against the ideal 1000/256 waves x 3 x 0.2 s = 2.4 s (target
+   within 1.3x), and the daemon's RSS with 1,000 jobs in flight.
+
+Run: ``.venv/bin/python bench/daemon_bench.py`` (writes bench/results/daemon.json).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runtime.client import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+ELX = Path(sys.executable).with_name("elx")
+RESULTS = ROOT / "bench" / "results" / "daemon.json"
+
+PIPELINE = """
+workflow:
+  name: three_mock_steps
+  steps:
+    - {name: one, type: llm, provider: mock, prompt: "first"}
+    - {name: two, type: llm, provider: mock, prompt: "second {{ steps.one.text }}"}
+    - {name: three, type: llm, provider: mock, prompt: "third {{ steps.two.text }}"}
+"""
+
+
+def tree_file(directory: Path, *, max_jobs: int, mock_workers: int) -> Path:
+    text = (ROOT / "supervision.yaml").read_text()
+    text = text.replace("max_children: 64", f"max_children: {max_jobs}")
+    text = text.replace(
+        'pool: {size: 8, actor: "actors.provider:ProviderWorker", args: {provider: mock}}',
+        f'pool: {{size: {mock_workers}, actor: "actors.provider:ProviderWorker", '
+        "args: {provider: mock}}",
+    )
+    path = directory / "supervision.yaml"
+    path.write_text(text)
+    return path
+
+
+class Daemon:
+    def __init__(self, state: Path, tree: Path, env: dict[str, str]) -> None:
+        self.state = state
+        began = time.perf_counter()
+        self.process = subprocess.Popen(
+            [str(ELX), "daemon", "--state-dir", str(state), "--config", str(tree)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(
+            target=lambda: lines.put(self.process.stdout.readline()), daemon=True
+        ).start()  # type: ignore[union-attr]
+        line = lines.get(timeout=60)
+        self.ready_s = time.perf_counter() - began
+        if "ready" not in line:
+            raise RuntimeError(f"daemon did not start: {line!r}")
+
+    def rss_kib(self) -> int:
+        with open(f"/proc/{self.process.pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+    def client(self) -> Client:
+        return Client(self.state / "elx.sock", timeout=120)
+
+    def stop(self) -> None:
+        self.client().call("shutdown")
+        self.process.wait(60)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def ping_latency(daemon: Daemon, clients: int = 100, per_client: int = 100) -> dict[str, float]:
+    samples: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def run() -> None:
+        client = daemon.client()
+        client.call("ping")
+        barrier.wait(30)
+        mine = []
+        for _ in range(per_client):
+            began = time.perf_counter()
+            client.call("ping")
+            mine.append((time.perf_counter() - began) * 1000)
+        with lock:
+            samples.extend(mine)
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return {
+        "clients": clients,
+        "calls": len(samples),
+        "p50_ms": statistics.median(samples),
+        "p99_ms": pct(samples, 0.99),
+    }
+
+
+def submit_latency(daemon: Daemon, pipeline: Path, count: int = 300) -> dict[str, float]:
+    client = daemon.client()
+    samples = []
+    for _ in range(count):
+        began = time.perf_counter()
+        client.call("submit", {"pipeline": str(pipeline)})
+        samples.append((time.perf_counter() - began) * 1000)
+    return {"count": count, "p50_ms": statistics.median(samples), "p99_ms": pct(samples, 0.99)}
+
+
+def wait_all(daemon: Daemon, jobs: list[str]) -> None:
+    client = daemon.client()
+    for job in jobs:
+        status = client.call("wait", {"job": job, "timeout": 600})
+        if status["status"] != "completed":
+            raise RuntimeError(f"job {job} ended {status['status']}: {status.get('error')}")
+
+
+def thousand_jobs(daemon: Daemon, pipeline: Path) -> dict[str, Any]:
+    client = daemon.client()
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        jobs = list(
+            pool.map(
+                lambda _: client.call("submit", {"pipeline": str(pipeline)})["id"], range(1000)
+            )
+        )
+    submitted = time.perf_counter() - began
+    rss_in_flight = daemon.rss_kib()
+    wait_all(daemon, jobs)
+    wall = time.perf_counter() - began
+    ideal = math.ceil(1000 / 256) * 3 * 0.2
+    return {
+        "jobs": 1000,
+        "steps_per_job": 3,
+        "latency_s": 0.2,
+        "max_concurrent_jobs": 256,
+        "submit_all_s": submitted,
+        "wall_s": wall,
+        "ideal_s": ideal,
+        "ratio_to_ideal": wall / ideal,
+        "rss_in_flight_kib": rss_in_flight,
+    }
+
+
+def main() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.pop("TEST_MODE", None)
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "nproc": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        pipeline = work / "three.yaml"
+        pipeline.write_text(PIPELINE)
+        print("daemon: ready time, idle RSS, ping, submit ...", flush=True)
+        quick = Daemon(work / "s1", ROOT / "supervision.yaml", {**env, "ELX_MOCK_LATENCY_MS": "0"})
+        try:
+            time.sleep(1.0)  # let start-up allocations settle before reading idle RSS
+            report["ready_s"] = quick.ready_s
+            report["idle_rss_kib"] = quick.rss_kib()
+            report["ping"] = ping_latency(quick)
+            report["submit"] = submit_latency(quick, pipeline)
+        finally:
+            quick.stop()
+        print("daemon: 1,000 jobs x 3 steps at 200 ms, 256 at once ...", flush=True)
+        tree = tree_file(work, max_jobs=256, mock_workers=256)
+        big = Daemon(work / "s2", tree, {**env, "ELX_MOCK_LATENCY_MS": "200"})
+        try:
+            report["thousand_jobs"] = thousand_jobs(big, pipeline)
+        finally:
+            big.stop()
+    rows = [
+        ("daemon ready", f"{report['ready_s']:.2f} s", "< 2 s", report["ready_s"] < 2),
+        (
+            "idle RSS",
+            f"{report['idle_rss_kib'] / 1024:.0f} MB",
+            "< 120 MB",
+            report["idle_rss_kib"] < 120 * 1024,
+        ),
+        (
+            "ping p99, 100 clients",
+            f"{report['ping']['p99_ms']:.2f} ms (p50 {report['ping']['p50_ms']:.2f})",
+            "< 2 ms",
+            report["ping"]["p99_ms"] < 2,
+        ),
+        (
+            "submit acknowledged p99",
+            f"{report['submit']['p99_ms']:.2f} ms (p50 {report['submit']['p50_ms']:.2f})",
+            "< 10 ms",
+            report["submit"]["p99_ms"] < 10,
+        ),
+        (
+            "1,000 jobs x 3 steps @ 200 ms, 256 at once",
+            f"{report['thousand_jobs']['wall_s']:.2f} s "
+            f"({report['thousand_jobs']['ratio_to_ideal']:.2f}x of 2.4 s)",
+            "<= 1.3x",
+            report["thousand_jobs"]["ratio_to_ideal"] <= 1.3,
+        ),
+        (
+            "RSS with 1,000 jobs in flight",
+            f"{report['thousand_jobs']['rss_in_flight_kib'] / 1024:.0f} MB",
+            "reported",
+            True,
+        ),
+    ]
+    print()
+    for name, value, target, ok in rows:
+        print(f"{name:<44}{value:>32}  {target:>10}  {'PASS' if ok else 'FAIL'}")
+    if "--no-write" not in sys.argv:
+        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

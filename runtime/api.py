@@ -1,0 +1,305 @@
+"""The daemon's socket methods: parameters checked, work delegated, results JSON.
+
+``DaemonApi`` is the ``Handler`` the socket server calls for each request,
+on a worker thread. Every method is a small function of the daemon context;
+bad parameters raise ``ProtocolError(invalid_params)`` naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from runtime.errors import ProtocolError
+from runtime.protocol import ErrorCode, Request, hello_result
+
+if TYPE_CHECKING:
+    from runtime.daemon import DaemonContext
+    from runtime.socket_server import Connection
+    from runtime.supervision import TreeNode
+
+MAX_WAIT_S = 3600.0
+
+
+def _param(
+    params: Mapping[str, Any],
+    name: str,
+    kind: type | tuple[type, ...],
+    *,
+    required: bool = False,
+    default: Any = None,
+) -> Any:
+    if name not in params or params[name] is None:
+        if required:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, f"missing required param '{name}'")
+        return default
+    value = params[name]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ProtocolError(ErrorCode.INVALID_PARAMS, f"param '{name}' must be a number")
+    if not isinstance(value, kind):
+        expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ProtocolError(
+            ErrorCode.INVALID_PARAMS,
+            f"param '{name}' must be {expected}, got {type(value).__name__}",
+        )
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def tree_json(node: TreeNode) -> dict[str, Any]:
+    data = _plain(asdict(node))
+    assert isinstance(data, dict)
+    return data
+
+
+class DaemonApi:
+    """Socket methods of the daemon."""
+
+    def __init__(self, context: DaemonContext, request_stop: Callable[[], None]) -> None:
+        self.context = context
+        self.request_stop = request_stop
+        self.methods: dict[str, Callable[[Mapping[str, Any], Request, Connection], Any]] = {
+            "hello": self.hello,
+            "ping": self.ping,
+            "submit": self.submit,
+            "status": self.status,
+            "wait": self.wait,
+            "cancel": self.cancel,
+            "jobs": self.jobs,
+            "result": self.result,
+            "tree": self.tree,
+            "restart": self.restart,
+            "terminate": self.terminate,
+            "kill": self.kill,
+            "health": self.health,
+            "metrics": self.metrics,
+            "shutdown": self.shutdown,
+            "subscribe": self.subscribe,
+        }
+
+    def __call__(self, request: Request, connection: Connection) -> Any:
+        method = self.methods.get(request.method)
+        if method is None:
+            raise ProtocolError(
+                ErrorCode.METHOD_NOT_FOUND,
+                f"unknown method '{request.method}' (methods: {', '.join(sorted(self.methods))})",
+                request.id,
+            )
+        if request.method not in ("hello", "ping", "health") and not self.context.ready.is_set():
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "the daemon is still starting")
+        return method(request.params, request, connection)
+
+    # -- basics -----------------------------------------------------------------
+
+    def hello(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        from runtime.daemon import VERSION
+
+        return hello_result(
+            VERSION, pid=os.getpid(), state_dir=str(self.context.settings.state_dir.resolve())
+        )
+
+    def ping(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        return "pong"
+
+    # -- jobs ---------------------------------------------------------------------
+
+    def _job_id(self, params: Mapping[str, Any]) -> str:
+        job_id: str = _param(params, "job", str, required=True)
+        if self.context.store.get_job(job_id) is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no job '{job_id}'; see `elx jobs`")
+        return job_id
+
+    def submit(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        if self.context.stopping.is_set():
+            raise ProtocolError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
+        pipeline = _param(params, "pipeline", str, required=True)
+        inputs = _param(params, "inputs", dict, default={})
+        priority = _param(params, "priority", int, default=0)
+        row = self.context.jobs.submit(pipeline, inputs, priority=priority)
+        return {k: v for k, v in row.to_json().items() if k != "result"}
+
+    def status(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        return self.context.jobs.status(self._job_id(params))
+
+    def wait(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        job_id = self._job_id(params)
+        timeout = float(_param(params, "timeout", (int, float), default=30.0))
+        if not 0 <= timeout <= MAX_WAIT_S:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS, f"param 'timeout' must be 0..{MAX_WAIT_S:g} seconds"
+            )
+        return self.context.jobs.wait(job_id, timeout)
+
+    def cancel(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        return self.context.jobs.cancel(self._job_id(params))
+
+    def jobs(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        state = _param(params, "state", str)
+        limit = _param(params, "limit", int, default=100)
+        return self.context.jobs.list_jobs(state, max(1, min(limit, 10_000)))
+
+    def result(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        job_id = self._job_id(params)
+        row = self.context.jobs.get(job_id)
+        if row.status in ("accepted", "running"):
+            raise ProtocolError(
+                ErrorCode.CONFLICT,
+                f"job {job_id} is {row.status}; wait for it with `elx wait {job_id}`",
+            )
+        return {"job": job_id, "status": row.status, "result": row.result, "error": row.error}
+
+    # -- the tree -------------------------------------------------------------------
+
+    def tree(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        root = self.context.root
+        if root is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "the tree is not running")
+        return tree_json(root.tree())
+
+    def _parent_and_id(self, params: Mapping[str, Any]) -> tuple[Any, str]:
+        root = self.context.root
+        if root is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "the tree is not running")
+        raw: str = _param(params, "path", str, required=True)
+        parts = [p for p in raw.strip("/").split("/") if p]
+        if parts and parts[0] == root.tree().id:
+            parts = parts[1:]
+        if not parts:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS, "path must name a child, e.g. providers/mock/w0"
+            )
+        supervisor: Any = root
+        for part in parts[:-1]:
+            try:
+                supervisor = supervisor.supervisor(part)
+            except Exception:
+                raise ProtocolError(
+                    ErrorCode.NOT_FOUND, f"no supervisor '{part}' on the path '{raw}'"
+                ) from None
+        return supervisor, parts[-1]
+
+    def restart(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        supervisor, child = self._parent_and_id(params)
+        from runtime.errors import ChildControlError
+
+        try:
+            supervisor.terminate_child(child)
+        except ChildControlError as exc:
+            if exc.code != "not_running" and exc.code != "restarting":
+                raise
+        supervisor.restart_child(child)
+        return {"restarted": f"{supervisor.path}/{child}"}
+
+    def terminate(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        supervisor, child = self._parent_and_id(params)
+        supervisor.terminate_child(child)
+        return {"terminated": f"{supervisor.path}/{child}"}
+
+    def kill(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        supervisor, child = self._parent_and_id(params)
+        supervisor.kill_child(child, "killed with `elx kill`")
+        return {"killed": f"{supervisor.path}/{child}"}
+
+    # -- health and metrics -----------------------------------------------------------
+
+    def health(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        checks: dict[str, str] = {}
+        try:
+            self.context.store.check()
+            checks["store"] = "ok"
+        except Exception as exc:
+            checks["store"] = f"failed: {exc}"
+        root = self.context.root
+        down: list[str] = []
+        if root is not None:
+            down = [
+                n.path
+                for n in root.tree().walk()
+                if n.state != "running" and not n.path.split("/")[-1].startswith("job-")
+            ]
+        checks["tree"] = "ok" if not down else f"{len(down)} not running"
+        status = "healthy"
+        if down:
+            status = "degraded"
+        if checks["store"] != "ok" or root is None:
+            status = "critical"
+        return {
+            "status": status,
+            "checks": checks,
+            "down": down,
+            "ready": self.context.ready.is_set(),
+        }
+
+    def metrics(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        gateway = self.context.gateway
+        providers: dict[str, Any] = {}
+        if gateway is not None:
+            from runtime.providers.pool import pool_detail
+
+            providers = {name: dict(pool_detail(name)) for name in gateway.names}
+        return {
+            "uptime_s": round(time.time() - self.context.started_at, 3),
+            "jobs": self.context.jobs.counts(),
+            "threads": threading.active_count(),
+            "max_rss_kib": usage.ru_maxrss,
+            "rss_kib": _rss_kib(),
+            "providers": providers,
+        }
+
+    def shutdown(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        self.request_stop()
+        return {"stopping": True}
+
+    # -- streams ----------------------------------------------------------------------
+
+    def subscribe(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        """Stream job and tree events on this connection until it closes."""
+        wanted_jobs = _param(params, "jobs", list, default=[])
+        want_tree = bool(_param(params, "tree", bool, default=True))
+        job_filter = {str(j) for j in wanted_jobs}
+
+        def on_job(event: dict[str, Any]) -> None:
+            if not job_filter or event.get("job") in job_filter:
+                conn.send_event(request.id, event)
+
+        def on_tree(event: dict[str, Any]) -> None:
+            conn.send_event(request.id, event)
+
+        remove_job = self.context.jobs.add_listener(on_job)
+        if want_tree:
+            with self.context.lock:
+                self.context.tree_listeners.append(on_tree)
+
+        def closed() -> None:
+            remove_job()
+            with self.context.lock:
+                if on_tree in self.context.tree_listeners:
+                    self.context.tree_listeners.remove(on_tree)
+
+        conn.on_close(closed)
+        return {"subscribed": True, "jobs": sorted(job_filter), "tree": want_tree}
+
+
+def _rss_kib() -> int:
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * (os.sysconf("SC_PAGE_SIZE") // 1024)

@@ -1,0 +1,405 @@
+"""`elx` commands that start or talk to the daemon over its Unix socket.
+
+Exit codes: 0 ok, 1 the job failed, 2 usage or bad params, 3 a tree child is
+not running (``tree``, ``health``), 4 no daemon answers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DOWN = 3
+EXIT_NO_DAEMON = 4
+
+FAILED_STATES = ("failed", "cancelled", "budget_exceeded")
+
+
+def state_dir_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--state-dir",
+        envvar="ELX_STATE_DIR",
+        default=".elexirion",
+        show_default=True,
+        help="State directory of the daemon to talk to.",
+    )(fn)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def _die(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Remote:
+    """A client that turns daemon errors into one line and an exit code."""
+
+    def __init__(self, state_dir: str, timeout: float = 30.0) -> None:
+        from runtime.client import Client
+
+        self.path = Path(state_dir) / "elx.sock"
+        self.client = Client(self.path, timeout=timeout)
+
+    def call(self, method: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:
+        from runtime.errors import DaemonUnavailable, RemoteError
+
+        try:
+            return self.client.call(method, params or {}, **kw)
+        except DaemonUnavailable as exc:
+            _die(str(exc), EXIT_NO_DAEMON)
+        except RemoteError as exc:
+            code = EXIT_USAGE if exc.code in ("invalid_params", "not_found", "conflict") else 1
+            _die(f"{exc.message} ({exc.code})", code)
+
+    def stream(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        from runtime.errors import DaemonUnavailable
+
+        try:
+            yield from self.client.subscribe("subscribe", params)
+        except DaemonUnavailable as exc:
+            _die(str(exc), EXIT_NO_DAEMON)
+
+
+def _print(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    else:
+        human(data)
+
+
+def register(main: click.Group) -> None:
+    """Add the daemon commands to the `elx` group."""
+
+    @main.command()
+    @state_dir_option
+    @click.option(
+        "--config",
+        "tree_file",
+        type=click.Path(dir_okay=False),
+        default="supervision.yaml",
+        show_default=True,
+        help="The supervision tree to boot.",
+    )
+    @click.option("--drain-timeout", default=30.0, show_default=True, help="Seconds to drain.")
+    def daemon(state_dir: str, tree_file: str, drain_timeout: float) -> None:
+        """Run the daemon in the foreground (Ctrl-C or `elx shutdown` drains and stops)."""
+        from runtime.config import Settings
+        from runtime.daemon import Daemon, install_signal_handlers
+        from runtime.errors import ConfigError, ValidationError
+
+        settings = Settings.from_env().with_(state_dir=Path(state_dir))
+        path = Path(tree_file)
+        if not path.exists():
+            _die(f"no supervision tree at {path}; pass --config FILE", EXIT_USAGE)
+        runner = Daemon(settings, path, drain_timeout_s=drain_timeout)
+        install_signal_handlers(runner)
+        try:
+            runner.run()
+        except ValidationError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(EXIT_USAGE)
+        except ConfigError as exc:
+            _die(str(exc), EXIT_USAGE)
+
+    @main.command()
+    @click.argument("pipeline")
+    @click.option("--input", "-i", "inputs", multiple=True, metavar="NAME=VALUE")
+    @click.option("--input-file", type=click.Path(dir_okay=False))
+    @click.option("--priority", default=0, show_default=True)
+    @click.option("--wait", "wait_", is_flag=True, help="Follow the job until it ends.")
+    @state_dir_option
+    @json_option
+    def submit(
+        pipeline: str,
+        inputs: tuple[str, ...],
+        input_file: str | None,
+        priority: int,
+        wait_: bool,
+        state_dir: str,
+        as_json: bool,
+    ) -> None:
+        """Submit a pipeline (a file, or a name under pipelines/) as a durable job."""
+        from runtime.cli import parse_inputs
+
+        given = parse_inputs(inputs, input_file)
+        target = str(Path(pipeline).resolve()) if Path(pipeline).exists() else pipeline
+        remote = _Remote(state_dir)
+        job = remote.call("submit", {"pipeline": target, "inputs": given, "priority": priority})
+        if not wait_:
+            _print(job, as_json, lambda j: click.echo(j["id"]))
+            return
+        if not as_json:
+            click.echo(f"job {job['id']} accepted", err=True)
+        _follow(remote, job["id"], as_json)
+
+    @main.command()
+    @click.argument("job")
+    @state_dir_option
+    @json_option
+    def status(job: str, state_dir: str, as_json: bool) -> None:
+        """Show a job's state and the step it is on."""
+        data = _Remote(state_dir).call("status", {"job": job})
+        _print(data, as_json, _show_status)
+
+    @main.command()
+    @click.argument("job")
+    @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait.")
+    @state_dir_option
+    @json_option
+    def wait(job: str, timeout: float, state_dir: str, as_json: bool) -> None:
+        """Follow a job's steps until it ends; exit 1 if it did not complete."""
+        _follow(_Remote(state_dir, timeout=timeout + 10), job, as_json, timeout=timeout)
+
+    @main.command()
+    @click.argument("job")
+    @state_dir_option
+    @json_option
+    def cancel(job: str, state_dir: str, as_json: bool) -> None:
+        """Cancel a job; it ends `cancelled` and is never overwritten."""
+        data = _Remote(state_dir).call("cancel", {"job": job})
+        _print(data, as_json, lambda d: click.echo(f"job {d['id']} {d['status']}"))
+
+    @main.command()
+    @click.option("--state", "state", help="Only jobs in this state.")
+    @click.option("--limit", default=50, show_default=True)
+    @state_dir_option
+    @json_option
+    def jobs(state: str | None, limit: int, state_dir: str, as_json: bool) -> None:
+        """List recent jobs."""
+        data = _Remote(state_dir).call("jobs", {"state": state, "limit": limit})
+        _print(data, as_json, _show_jobs)
+
+    @main.command()
+    @click.argument("job")
+    @state_dir_option
+    @json_option
+    def result(job: str, state_dir: str, as_json: bool) -> None:
+        """Print a finished job's result; exit 1 if it did not complete."""
+        data = _Remote(state_dir).call("result", {"job": job})
+        _print(data, as_json, _show_result)
+        if data["status"] in FAILED_STATES:
+            sys.exit(EXIT_FAILED)
+
+    @main.command()
+    @click.option("--watch", is_flag=True, help="Redraw on every change until Ctrl-C.")
+    @state_dir_option
+    @json_option
+    def tree(watch: bool, state_dir: str, as_json: bool) -> None:
+        """Show the live supervision tree; exit 3 if any child is not running."""
+        remote = _Remote(state_dir)
+        if watch and not as_json:
+            _watch_tree(remote)
+            return
+        data = remote.call("tree")
+        _print(data, as_json, _show_tree)
+        if _down(data):
+            sys.exit(EXIT_DOWN)
+
+    @main.command()
+    @click.argument("path")
+    @state_dir_option
+    def restart(path: str, state_dir: str) -> None:
+        """Restart a child of the tree (e.g. providers/mock/w0)."""
+        data = _Remote(state_dir).call("restart", {"path": path})
+        click.echo(f"restarted {data['restarted']}")
+
+    @main.command()
+    @click.argument("path")
+    @state_dir_option
+    def terminate(path: str, state_dir: str) -> None:
+        """Stop a child of the tree; `elx restart PATH` starts it again."""
+        data = _Remote(state_dir).call("terminate", {"path": path})
+        click.echo(f"terminated {data['terminated']}")
+
+    @main.command()
+    @click.argument("path")
+    @state_dir_option
+    def kill(path: str, state_dir: str) -> None:
+        """Crash a child of the tree on purpose; its supervisor restarts it (chaos testing)."""
+        data = _Remote(state_dir).call("kill", {"path": path})
+        click.echo(f"killed {data['killed']}")
+
+    @main.command()
+    @state_dir_option
+    @json_option
+    def health(state_dir: str, as_json: bool) -> None:
+        """healthy / degraded / critical, with the checks behind it (exit 3 unless healthy)."""
+        data = _Remote(state_dir).call("health")
+        _print(data, as_json, _show_health)
+        if data["status"] != "healthy":
+            sys.exit(EXIT_DOWN)
+
+    @main.command()
+    @state_dir_option
+    @json_option
+    def metrics(state_dir: str, as_json: bool) -> None:
+        """Jobs by state, threads, memory and provider pools."""
+        data = _Remote(state_dir).call("metrics")
+        _print(data, as_json, lambda d: click.echo(json.dumps(d, indent=2)))
+
+    @main.command()
+    @state_dir_option
+    def shutdown(state_dir: str) -> None:
+        """Drain and stop the daemon."""
+        _Remote(state_dir).call("shutdown")
+        click.echo("daemon stopping (running jobs stop at a checkpoint and resume next start)")
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+
+
+def _follow(remote: _Remote, job_id: str, as_json: bool, timeout: float = 3600.0) -> None:
+    """Print step progress from the event stream until the job ends, then its result."""
+    status = remote.call("status", {"job": job_id})
+    if status["status"] not in ("accepted", "running"):
+        _finish(remote, job_id, as_json)
+        return
+    for event in remote.stream({"jobs": [job_id], "tree": False}):
+        if event.get("type") == "step" and not as_json:
+            _show_step(event)
+        if event.get("type") == "job" and event.get("status") not in ("accepted", "running"):
+            break
+        if event.get("type") == "end":
+            break
+    _finish(remote, job_id, as_json)
+
+
+def _finish(remote: _Remote, job_id: str, as_json: bool) -> None:
+    data = remote.call("result", {"job": job_id})
+    _print(data, as_json, _show_result)
+    if data["status"] in FAILED_STATES:
+        sys.exit(EXIT_FAILED)
+
+
+def _show_step(event: dict[str, Any]) -> None:
+    marks = {
+        "step_finished": "✓",
+        "step_skipped": "-",
+        "step_restored": "↺",
+        "step_retry": "…",
+        "step_failed": "✗",
+    }
+    mark = marks.get(str(event.get("event")))
+    if mark is None:
+        return
+    line = f"{mark} {event.get('step')} ({event.get('step_type')})"
+    if event.get("event") == "step_finished":
+        line += f" {event.get('duration_ms', 0):.1f} ms"
+    elif event.get("message"):
+        line += f" {event['message']}"
+    click.echo(line, err=True)
+
+
+def _show_status(data: dict[str, Any]) -> None:
+    step = f" at {data['current_step']}" if data.get("current_step") else ""
+    click.echo(f"job {data['id']} {data['status']}{step} ({Path(data['pipeline']).name})")
+
+
+def _show_jobs(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no jobs")
+        return
+    for row in rows:
+        click.echo(f"{row['id']}  {row['status']:<16} {Path(row['pipeline']).name}")
+
+
+def _show_result(data: dict[str, Any]) -> None:
+    if data["status"] == "completed":
+        run = data.get("result") or {}
+        value = run.get("result") if isinstance(run, dict) else run
+        click.echo(value if isinstance(value, str) else json.dumps(value, indent=2, default=str))
+        return
+    error = data.get("error") or {}
+    click.secho(
+        f"job {data['job']} {data['status']}: {error.get('message', 'no details')}",
+        fg="red",
+        err=True,
+    )
+
+
+def _show_health(data: dict[str, Any]) -> None:
+    color = {"healthy": "green", "degraded": "yellow"}.get(data["status"], "red")
+    click.secho(data["status"], fg=color)
+    for name, value in data["checks"].items():
+        click.echo(f"  {name}: {value}")
+    for path in data.get("down", []):
+        click.echo(f"  down: {path}")
+
+
+def _down(node: dict[str, Any]) -> bool:
+    if node.get("state") != "running" and not str(node.get("id", "")).startswith("job-"):
+        return True
+    return any(_down(child) for child in node.get("children", []))
+
+
+def _label(node: dict[str, Any]) -> str:
+    state = node["state"]
+    color = "green" if state == "running" else "red"
+    parts = [f"[bold]{node['id']}[/bold]", f"[{color}]{state}[/{color}]"]
+    if node.get("strategy"):
+        parts.append(
+            f"{node['strategy']} {node.get('restarts_in_window')}/{node.get('intensity')}"
+            f" in {node.get('period_s')}s"
+        )
+    if node.get("restart_count"):
+        parts.append(f"restarts {node['restart_count']}")
+    if node.get("uptime_s") is not None:
+        parts.append(f"up {node['uptime_s']:.0f}s")
+    if node.get("mailbox_depth"):
+        parts.append(f"mailbox {node['mailbox_depth']}")
+    if node.get("job"):
+        parts.append(f"job {node['job']}" + (f" @ {node['step']}" if node.get("step") else ""))
+    for key, value in node.get("detail") or []:
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def _rich_tree(data: dict[str, Any]) -> Any:
+    from rich.tree import Tree
+
+    def add(branch: Any, node: dict[str, Any]) -> None:
+        children = node.get("children", [])
+        workers = [c for c in children if not c.get("children") and c["id"].startswith("w")]
+        if len(workers) > 4 and len(workers) == len(children):
+            busy = sum(1 for w in workers if w.get("step"))
+            running = sum(1 for w in workers if w["state"] == "running")
+            detail = " ".join(
+                f"{k}={v}" for k, v in (workers[0].get("detail") or []) if k != "provider"
+            )
+            branch.add(f"{len(workers)} workers: {running} running, {busy} busy {detail}".strip())
+            return
+        for child in children:
+            add(branch.add(_label(child)), child)
+
+    root = Tree(_label(data))
+    add(root, data)
+    return root
+
+
+def _show_tree(data: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    Console().print(_rich_tree(data))
+
+
+def _watch_tree(remote: _Remote) -> None:
+    from rich.live import Live
+
+    with Live(_rich_tree(remote.call("tree")), refresh_per_second=4) as live:
+        try:
+            for _event in remote.stream({"tree": True}):
+                live.update(_rich_tree(remote.call("tree")))
+        except KeyboardInterrupt:
+            return

@@ -1,0 +1,443 @@
+"""Durable jobs: accepted (committed) → running → a final state, resumed after a crash.
+
+``JobManager`` is the daemon's job table in motion. ``submit`` validates the
+pipeline, commits the job row, and only then acknowledges; jobs start under
+the ``pipelines`` dynamic supervisor as ``job-<id>`` (each with its own
+restart budget) as long as there is room, the rest wait in a priority queue.
+A worker actor calls ``execute`` from its own thread; a crashed worker is
+restarted by its job supervisor and resumes from the job's checkpoints, so a
+completed step never runs twice. Waiters and subscribers are woken by events,
+never by polling.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from runtime.clock import SYSTEM_CLOCK
+from runtime.config import Settings
+from runtime.errors import ConfigError, ElexirionError, IllegalTransition
+from runtime.pipeline.events import RunEvent
+from runtime.pipeline.executor import RunResult, run_pipeline
+from runtime.pipeline.loader import load_pipeline
+from runtime.providers.base import ProviderGateway
+
+if TYPE_CHECKING:
+    from runtime.store import JobRow, Store
+    from runtime.supervision import JobOutcome, SupervisorHandle
+
+log = structlog.get_logger("elexirion.jobs")
+
+
+class JobState(StrEnum):
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL
+
+
+FINAL = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.BUDGET_EXCEEDED}
+)
+
+JOB_MOVES: Mapping[JobState, frozenset[JobState]] = {
+    JobState.ACCEPTED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.RUNNING: frozenset({JobState.RUNNING, *FINAL}),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+    JobState.BUDGET_EXCEEDED: frozenset(),
+}
+
+
+def check_move(job_id: str, current: JobState, target: JobState) -> None:
+    """Raise if ``current → target`` is not in the table."""
+    allowed = JOB_MOVES[current]
+    if target not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed)) or "none (it has ended)"
+        raise IllegalTransition(
+            f"job {job_id} is {current.value}; it cannot become {target.value} (allowed: {names})",
+            subject=f"job {job_id}",
+            state=current.value,
+            target=target.value,
+        )
+
+
+@dataclass(eq=False)
+class _Live:
+    """What the daemon knows of a job while it is queued or running."""
+
+    job_id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    step: str | None = None
+    started: bool = False
+    cancelled_by_user: bool = False
+
+
+JobListener = Callable[[dict[str, Any]], None]
+
+
+class JobManager:
+    """Submits, starts, runs, cancels, waits for and resumes jobs."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        gateway: ProviderGateway,
+        pipelines: SupervisorHandle | None,
+        *,
+        worker_actor: str = "actors.pipeline_worker:PipelineWorker",
+        max_running: int = 64,
+        restart_intensity: int = 3,
+        restart_period_s: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.gateway = gateway
+        self.pipelines = pipelines
+        self.worker_actor = worker_actor
+        self.max_running = max_running
+        self.restart_intensity = restart_intensity
+        self.restart_period_s = restart_period_s
+        self._lock = threading.Lock()
+        self._live: dict[str, _Live] = {}
+        self._queue: list[tuple[int, int, str]] = []
+        self._order = itertools.count()
+        self._running = 0
+        self._accepting = True
+        self._draining = False
+        self._listeners: list[JobListener] = []
+        self._idle = threading.Condition(self._lock)
+
+    # -- events -----------------------------------------------------------------
+
+    def add_listener(self, listener: JobListener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken subscriber must not break a job
+                log.warning("listener_failed", event=event.get("type"))
+
+    # -- submitting -------------------------------------------------------------
+
+    def submit(
+        self,
+        pipeline: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        priority: int = 0,
+        meta: Mapping[str, Any] | None = None,
+    ) -> JobRow:
+        """Validate, commit, queue. The returned row is durable."""
+        with self._lock:
+            if not self._accepting:
+                raise ConfigError("the daemon is shutting down and accepts no new jobs")
+        loaded = load_pipeline(self.resolve_pipeline(pipeline))
+        from runtime.pipeline.executor import coerce_inputs
+
+        given = coerce_inputs(loaded.workflow.inputs, dict(inputs or {}), file=str(loaded.path))
+        job_id = uuid.uuid4().hex[:12]
+        row = self.store.create_job(job_id, str(loaded.path), given, priority=priority, meta=meta)
+        self._emit({"type": "job", "job": job_id, "status": "accepted"})
+        self._enqueue(job_id, priority)
+        return row
+
+    def resolve_pipeline(self, name: str) -> Path:
+        """A path, or a name under pipelines/ (``analysis`` → pipelines/analysis.yaml)."""
+        candidate = Path(name).expanduser()
+        if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+            return candidate.resolve()
+        for base in self.settings.pipeline_dirs:
+            for suffix in (".yaml", ".yml"):
+                found = base / f"{name}{suffix}"
+                if found.exists():
+                    return found.resolve()
+        raise ConfigError(
+            f"no pipeline '{name}': not a file, and not found in "
+            + ", ".join(str(d) for d in self.settings.pipeline_dirs)
+        )
+
+    def _enqueue(self, job_id: str, priority: int) -> None:
+        with self._lock:
+            self._live.setdefault(job_id, _Live(job_id))
+            heapq.heappush(self._queue, (-priority, next(self._order), job_id))
+        self._pump()
+
+    def _pump(self) -> None:
+        """Start queued jobs while there is room."""
+        while True:
+            with self._lock:
+                if not self._queue or self._running >= self.max_running or not self._accepting:
+                    return
+                _, _, job_id = heapq.heappop(self._queue)
+                live = self._live.get(job_id)
+                if live is None or live.cancel.is_set():
+                    continue
+                self._running += 1
+                live.started = True
+            try:
+                self._start_worker(job_id)
+            except ElexirionError as exc:
+                log.error("job_start_failed", job=job_id, error=str(exc))
+                self._finish(job_id, JobState.FAILED, error={"kind": "crash", "message": str(exc)})
+
+    def _start_worker(self, job_id: str) -> None:
+        if self.pipelines is None:  # embedded use without a tree: run inline on a thread
+            thread = threading.Thread(
+                target=self._run_inline, args=(job_id,), name=f"job-{job_id}", daemon=True
+            )
+            thread.start()
+            return
+        from runtime.supervision import ChildSpec, start_job
+
+        start_job(
+            self.pipelines,
+            job_id,
+            ChildSpec(id="worker", actor=self.worker_actor, args={"job_id": job_id}),
+            intensity=self.restart_intensity,
+            period_s=self.restart_period_s,
+            on_outcome=self._on_outcome,
+        )
+
+    def _run_inline(self, job_id: str) -> None:
+        try:
+            self.execute(job_id)
+        except Exception as exc:
+            self._finish(job_id, JobState.FAILED, error={"kind": "crash", "message": str(exc)})
+
+    def _on_outcome(self, outcome: JobOutcome) -> None:
+        """The job supervisor ended: if the job has no final state yet, it crashed."""
+        from runtime.supervision import JobStatus
+
+        job_id = outcome.job_id
+        row = self.store.get_job(job_id)
+        if row is not None and not JobState(row.status).final:
+            if outcome.status is JobStatus.ESCALATED:
+                error = {
+                    "kind": "crash_loop",
+                    "message": f"job {job_id} crashed repeatedly; its supervisor gave up "
+                    f"({outcome.exit.describe()})",
+                }
+            else:
+                error = {"kind": "crash", "message": outcome.exit.describe()}
+            self._finish(job_id, JobState.FAILED, error=error)
+        self._release(job_id)
+
+    def _release(self, job_id: str) -> None:
+        with self._lock:
+            live = self._live.pop(job_id, None)
+            if live is not None and live.started:
+                self._running -= 1
+            self._idle.notify_all()
+        if live is not None:
+            live.done.set()
+        self._pump()
+
+    # -- running (called by the worker actor, in its thread) --------------------
+
+    def execute(self, job_id: str) -> RunResult | None:
+        """Run (or resume) the job to a final state. Safe to call again after a crash."""
+        row = self.store.get_job(job_id)
+        if row is None:
+            raise ConfigError(f"no job {job_id}")
+        if JobState(row.status).final or not self.store.mark_job_running(job_id):
+            return None
+        with self._lock:
+            live = self._live.setdefault(job_id, _Live(job_id, started=True))
+        self._emit({"type": "job", "job": job_id, "status": "running", "attempt": row.attempts + 1})
+        loaded = load_pipeline(row.pipeline)
+        resume = self.store.get_run(job_id) is not None
+
+        def on_event(event: RunEvent) -> None:
+            if event.path:
+                live.step = event.path
+            self._emit(
+                {
+                    "type": "step",
+                    "job": job_id,
+                    "event": event.kind.value,
+                    "step": event.path,
+                    "step_type": event.step_type,
+                    "duration_ms": round(event.duration_ms, 3),
+                    "message": event.message,
+                }
+            )
+
+        result = run_pipeline(
+            loaded,
+            row.inputs,
+            gateway=self.gateway,
+            settings=self.settings,
+            store=self.store,
+            run_id=job_id,
+            resume=resume,
+            events=on_event,
+            clock=SYSTEM_CLOCK,
+            cancel=live.cancel,
+        )
+        status = (
+            JobState(result.status)
+            if result.status in JobState._value2member_map_
+            else (JobState.FAILED)
+        )
+        if status is JobState.CANCELLED and self._draining and not live.cancelled_by_user:
+            # Stopped at a checkpoint for a shutdown: it stays running and resumes next start.
+            log.info("job_interrupted", job=job_id, step=live.step)
+            return result
+        self._finish(job_id, status, result=result.to_json(), error=result.error)
+        return result
+
+    def _finish(
+        self,
+        job_id: str,
+        status: JobState,
+        *,
+        result: Any = None,
+        error: Any = None,
+    ) -> bool:
+        changed = self.store.finish_job(job_id, status.value, result=result, error=error)
+        if changed:
+            self._emit({"type": "job", "job": job_id, "status": status.value})
+            log.info("job_finished", job=job_id, status=status.value)
+        if self.pipelines is None:
+            self._release(job_id)
+        else:
+            with self._lock:
+                live = self._live.get(job_id)
+            if live is not None:
+                live.done.set()
+        return changed
+
+    # -- asking -------------------------------------------------------------------
+
+    def current_step(self, job_id: str) -> str | None:
+        with self._lock:
+            live = self._live.get(job_id)
+        return live.step if live is not None else None
+
+    def get(self, job_id: str) -> JobRow:
+        row = self.store.get_job(job_id)
+        if row is None:
+            raise KeyError(job_id)
+        return row
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        row = self.get(job_id)
+        data = row.to_json()
+        data.pop("result", None)
+        with self._lock:
+            live = self._live.get(job_id)
+        data["current_step"] = live.step if live is not None else None
+        return data
+
+    def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
+        """Block until the job ends or ``timeout`` passes; return its status either way."""
+        row = self.get(job_id)
+        if not JobState(row.status).final:
+            with self._lock:
+                live = self._live.get(job_id)
+            if live is not None:
+                live.done.wait(timeout)
+        return self.status(job_id)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """End the job ``cancelled`` now; a running step stops at its next check."""
+        row = self.get(job_id)
+        current = JobState(row.status)
+        if current.final:
+            return self.status(job_id)
+        check_move(job_id, current, JobState.CANCELLED)
+        with self._lock:
+            live = self._live.get(job_id)
+        if live is not None:
+            live.cancelled_by_user = True
+            live.cancel.set()
+        self._finish(
+            job_id,
+            JobState.CANCELLED,
+            error={"kind": "cancelled", "message": f"job {job_id} was cancelled"},
+        )
+        if live is not None and not live.started:
+            self._release(job_id)
+        return self.status(job_id)
+
+    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        if status is not None and status not in JobState._value2member_map_:
+            raise ConfigError(
+                f"unknown job state {status!r} (states: {', '.join(s.value for s in JobState)})"
+            )
+        rows = self.store.list_jobs(status, limit)
+        return [{k: v for k, v in r.to_json().items() if k != "result"} for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            queued = len(self._queue)
+            running = self._running
+        return {**self.store.count_jobs(), "queued_now": queued, "running_now": running}
+
+    # -- daemon life ----------------------------------------------------------------
+
+    def resume_unfinished(self) -> list[str]:
+        """Queue every accepted or running job again (after a restart of the daemon)."""
+        ids = []
+        for row in self.store.unfinished_jobs():
+            ids.append(row.id)
+            self._enqueue(row.id, row.priority)
+        if ids:
+            log.info("jobs_resumed", count=len(ids))
+        return ids
+
+    def stop_accepting(self) -> None:
+        with self._lock:
+            self._accepting = False
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job is running (drain); True if that happened in time."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._running > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def interrupt_running(self) -> None:
+        """Ask running jobs to stop at their next checkpoint; they stay resumable."""
+        with self._lock:
+            self._draining = True
+            lives = list(self._live.values())
+        for live in lives:
+            live.cancel.set()
