@@ -37,6 +37,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -512,14 +513,15 @@ def _explain_unknown(names: Mapping[str, Any], first: str) -> str:
 # --- the tree -----------------------------------------------------------------------
 
 
-class Node:
+class Node(ABC):
     """A node of a parsed condition. ``text`` is its slice of the source."""
 
     __slots__ = ()
     text: str
 
+    @abstractmethod
     def evaluate(self, names: Mapping[str, Any]) -> Any:
-        raise NotImplementedError
+        """The node's value under ``names``."""
 
     def children(self) -> tuple[Node, ...]:
         return ()

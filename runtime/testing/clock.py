@@ -27,3 +27,34 @@ class FakeClock:
         with self._lock:
             self.sleeps.append(seconds)
             self._now += max(0.0, seconds)
+
+
+class StillClock:
+    """Time stands still; waits are only recorded. Shows each caller's own wait."""
+
+    def __init__(self, at: float = 500.0) -> None:
+        self.at = at
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+
+
+class GateClock(StillClock):
+    """A wait blocks until ``gate`` opens, so a test can act while a caller is waiting."""
+
+    def __init__(self, at: float = 500.0) -> None:
+        super().__init__(at)
+        self.sleeping = threading.Event()
+        self.gate = threading.Event()
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self.sleeping.set()
+        if not self.gate.wait(5):
+            raise TimeoutError("GateClock: the gate was not opened within 5 s")

@@ -15,36 +15,7 @@ from runtime.providers.rate_limit import (
     RateLimiter,
     RateLimitExceeded,
 )
-from runtime.testing import FakeClock
-
-
-class StillClock:
-    """Time stands still; sleeps are only recorded. Shows each caller's own wait."""
-
-    def __init__(self) -> None:
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        return 500.0
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-
-
-class GateClock(StillClock):
-    """A sleep blocks until ``gate`` opens, so a test can act while a caller is waiting."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sleeping = threading.Event()
-        self.gate = threading.Event()
-
-    def sleep(self, seconds: float) -> None:
-        super().sleep(seconds)
-        self.sleeping.set()
-        assert self.gate.wait(5)
+from runtime.testing import FakeClock, GateClock, StillClock
 
 
 def limiter(
