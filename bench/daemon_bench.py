@@ -17,9 +17,7 @@ import json
 import math
 import os
 import platform
-import queue
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,10 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime.client import Client
+from runtime.testing.daemon_process import ROOT, DaemonProcess, clean_env, tree_file
 
-ROOT = Path(__file__).resolve().parents[1]
-ELX = Path(sys.executable).with_name("elx")
 RESULTS = ROOT / "bench" / "results" / "daemon.json"
 
 PIPELINE = """
@@ -45,50 +41,9 @@ workflow:
 """
 
 
-def tree_file(directory: Path, *, max_jobs: int, mock_workers: int) -> Path:
-    text = (ROOT / "supervision.yaml").read_text()
-    text = text.replace("max_children: 64", f"max_children: {max_jobs}")
-    text = text.replace(
-        'pool: {size: 8, actor: "actors.provider:ProviderWorker", args: {provider: mock}}',
-        f'pool: {{size: {mock_workers}, actor: "actors.provider:ProviderWorker", '
-        "args: {provider: mock}}",
-    )
-    path = directory / "supervision.yaml"
-    path.write_text(text)
-    return path
-
-
-class Daemon:
-    def __init__(self, state: Path, tree: Path, env: dict[str, str]) -> None:
-        self.state = state
-        began = time.perf_counter()
-        self.process = subprocess.Popen(
-            [str(ELX), "daemon", "--state-dir", str(state), "--config", str(tree)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(
-            target=lambda: lines.put(self.process.stdout.readline()), daemon=True
-        ).start()  # type: ignore[union-attr]
-        line = lines.get(timeout=60)
-        self.ready_s = time.perf_counter() - began
-        if "ready" not in line:
-            raise RuntimeError(f"daemon did not start: {line!r}")
-
-    def rss_kib(self) -> int:
-        with open(f"/proc/{self.process.pid}/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-    def client(self) -> Client:
-        return Client(self.state / "elx.sock", timeout=120)
-
-    def stop(self) -> None:
-        self.client().call("shutdown")
-        self.process.wait(60)
+def stop(daemon: DaemonProcess) -> None:
+    daemon.client().call("shutdown")
+    daemon.wait_exit(60)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -96,7 +51,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
-def ping_latency(daemon: Daemon, clients: int = 100, per_client: int = 100) -> dict[str, float]:
+def ping_latency(
+    daemon: DaemonProcess, clients: int = 100, per_client: int = 100
+) -> dict[str, float]:
     samples: list[float] = []
     lock = threading.Lock()
     barrier = threading.Barrier(clients)
@@ -126,7 +83,7 @@ def ping_latency(daemon: Daemon, clients: int = 100, per_client: int = 100) -> d
     }
 
 
-def submit_latency(daemon: Daemon, pipeline: Path, count: int = 300) -> dict[str, float]:
+def submit_latency(daemon: DaemonProcess, pipeline: Path, count: int = 300) -> dict[str, float]:
     client = daemon.client()
     samples = []
     for _ in range(count):
@@ -136,7 +93,7 @@ def submit_latency(daemon: Daemon, pipeline: Path, count: int = 300) -> dict[str
     return {"count": count, "p50_ms": statistics.median(samples), "p99_ms": pct(samples, 0.99)}
 
 
-def wait_all(daemon: Daemon, jobs: list[str]) -> None:
+def wait_all(daemon: DaemonProcess, jobs: list[str]) -> None:
     client = daemon.client()
     for job in jobs:
         status = client.call("wait", {"job": job, "timeout": 600})
@@ -144,7 +101,7 @@ def wait_all(daemon: Daemon, jobs: list[str]) -> None:
             raise RuntimeError(f"job {job} ended {status['status']}: {status.get('error')}")
 
 
-def thousand_jobs(daemon: Daemon, pipeline: Path) -> dict[str, Any]:
+def thousand_jobs(daemon: DaemonProcess, pipeline: Path) -> dict[str, Any]:
     client = daemon.client()
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -172,8 +129,7 @@ def thousand_jobs(daemon: Daemon, pipeline: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.pop("TEST_MODE", None)
+    env = clean_env()
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -187,7 +143,8 @@ def main() -> None:
         pipeline = work / "three.yaml"
         pipeline.write_text(PIPELINE)
         print("daemon: ready time, idle RSS, ping, submit ...", flush=True)
-        quick = Daemon(work / "s1", ROOT / "supervision.yaml", {**env, "ELX_MOCK_LATENCY_MS": "0"})
+        quick = DaemonProcess(work / "s1", {**env, "ELX_MOCK_LATENCY_MS": "0"})
+        quick.start()
         try:
             time.sleep(1.0)  # let start-up allocations settle before reading idle RSS
             report["ready_s"] = quick.ready_s
@@ -195,14 +152,15 @@ def main() -> None:
             report["ping"] = ping_latency(quick)
             report["submit"] = submit_latency(quick, pipeline)
         finally:
-            quick.stop()
+            stop(quick)
         print("daemon: 1,000 jobs x 3 steps at 200 ms, 256 at once ...", flush=True)
         tree = tree_file(work, max_jobs=256, mock_workers=256)
-        big = Daemon(work / "s2", tree, {**env, "ELX_MOCK_LATENCY_MS": "200"})
+        big = DaemonProcess(work / "s2", {**env, "ELX_MOCK_LATENCY_MS": "200"}, tree=tree)
+        big.start()
         try:
             report["thousand_jobs"] = thousand_jobs(big, pipeline)
         finally:
-            big.stop()
+            stop(big)
     rows = [
         ("daemon ready", f"{report['ready_s']:.2f} s", "< 2 s", report["ready_s"] < 2),
         (

@@ -143,7 +143,7 @@ class DaemonApi:
             raise ProtocolError(
                 ErrorCode.INVALID_PARAMS, f"param 'timeout' must be 0..{MAX_WAIT_S:g} seconds"
             )
-        return self.context.jobs.wait(job_id, timeout)
+        return self.context.jobs.wait_future(job_id, timeout)
 
     def cancel(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
         return self.context.jobs.cancel(self._job_id(params))
@@ -281,7 +281,10 @@ class DaemonApi:
         def on_tree(event: dict[str, Any]) -> None:
             conn.send_event(request.id, event)
 
-        remove_job = self.context.jobs.add_listener(on_job)
+        # Listeners first, then the jobs' events so far (or final states): a job that moved
+        # between a client's `submit` and its `subscribe` is never missed. Events sent now
+        # are held until the response is written.
+        remove_job = self.context.jobs.add_listener(on_job, replay=sorted(job_filter))
         if want_tree:
             with self.context.lock:
                 self.context.tree_listeners.append(on_tree)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -62,11 +63,24 @@ class _Remote:
             code = EXIT_USAGE if exc.code in ("invalid_params", "not_found", "conflict") else 1
             _die(f"{exc.message} ({exc.code})", code)
 
-    def stream(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def stream(
+        self, params: dict[str, Any], timeout: float | None = None
+    ) -> Iterator[dict[str, Any] | None]:
+        """Events of a subscription; None when ``timeout`` seconds pass without the end."""
         from runtime.errors import DaemonUnavailable
 
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            yield from self.client.subscribe("subscribe", params)
+            with self.client.subscribe("subscribe", params) as subscription:
+                while True:
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    try:
+                        event = subscription.next_event(left)
+                    except StopIteration:
+                        return
+                    yield event
+                    if event is None:
+                        return
         except DaemonUnavailable as exc:
             _die(str(exc), EXIT_NO_DAEMON)
 
@@ -261,12 +275,17 @@ def register(main: click.Group) -> None:
 
 
 def _follow(remote: _Remote, job_id: str, as_json: bool, timeout: float = 3600.0) -> None:
-    """Print step progress from the event stream until the job ends, then its result."""
-    status = remote.call("status", {"job": job_id})
-    if status["status"] not in ("accepted", "running"):
-        _finish(remote, job_id, as_json)
-        return
-    for event in remote.stream({"jobs": [job_id], "tree": False}):
+    """Print step progress from the event stream until the job ends, then its result.
+
+    The daemon sends the job's current state first, so a job that has already
+    ended stops the loop at once.
+    """
+    remote.call("status", {"job": job_id})  # a clear "no job" error before streaming
+    for event in remote.stream({"jobs": [job_id], "tree": False}, timeout):
+        if event is None:
+            status = remote.call("status", {"job": job_id})
+            _print(status, as_json, _show_status)
+            _die(f"job {job_id} did not end within {timeout:g} s; it keeps running", EXIT_FAILED)
         if event.get("type") == "step" and not as_json:
             _show_step(event)
         if event.get("type") == "job" and event.get("status") not in ("accepted", "running"):
@@ -375,10 +394,17 @@ def _rich_tree(data: dict[str, Any]) -> Any:
         if len(workers) > 4 and len(workers) == len(children):
             busy = sum(1 for w in workers if w.get("step"))
             running = sum(1 for w in workers if w["state"] == "running")
+            restarts = sum(int(w.get("restart_count") or 0) for w in workers)
             detail = " ".join(
                 f"{k}={v}" for k, v in (workers[0].get("detail") or []) if k != "provider"
             )
-            branch.add(f"{len(workers)} workers: {running} running, {busy} busy {detail}".strip())
+            line = f"{len(workers)} workers: {running} running, {busy} busy"
+            if restarts:
+                line += f", {restarts} restart{'s' if restarts != 1 else ''}"
+            branch.add(f"{line} {detail}".strip())
+            for worker in workers:  # the odd ones out are shown in full
+                if worker["state"] != "running":
+                    branch.add(_label(worker))
             return
         for child in children:
             add(branch.add(_label(child)), child)

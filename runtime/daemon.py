@@ -130,8 +130,15 @@ class StateLock:
             self._fd = None
 
 
-def configure_logging(settings: Settings, context: DaemonContext, console: TextIO | None) -> Path:
-    """JSON lines to logs/daemon.log; readable lines on a terminal; tree events to listeners."""
+def configure_logging(
+    settings: Settings, context: DaemonContext, console: TextIO | None
+) -> tuple[Path, Callable[[], None]]:
+    """JSON lines to logs/daemon.log; readable lines on a terminal; tree events to listeners.
+
+    Returns the log's path and a function that restores the previous logging
+    configuration and closes the file (a daemon run inside a test leaves no trace).
+    """
+    previous = structlog.get_config()
     logs = settings.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = logs / "daemon.log"
@@ -173,7 +180,12 @@ def configure_logging(settings: Settings, context: DaemonContext, console: TextI
         logger_factory=structlog.ReturnLoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    return path
+
+    def restore() -> None:
+        structlog.configure(**previous)
+        log_file.close()
+
+    return path, restore
 
 
 class Daemon:
@@ -222,7 +234,7 @@ class Daemon:
         context = DaemonContext(settings=self.settings, store=store)
         context.api = DaemonApi(context, self.request_stop)
         self.context = context
-        log_path = configure_logging(self.settings, context, self.console)
+        log_path, restore_logging = configure_logging(self.settings, context, self.console)
         _set_context(context)
         root = None
         try:
@@ -250,6 +262,8 @@ class Daemon:
             self._drain(context, root)
         finally:
             context.stopping.set()
+            if context._jobs is not None:
+                context._jobs.close()  # pending waits get the job's state before the socket goes
             if root is not None:
                 root.shutdown()
             if context.gateway is not None:
@@ -257,6 +271,7 @@ class Daemon:
             _set_context(None)
             store.close()
             self.log.info("daemon_stopped")
+            restore_logging()
 
     def _drain(self, context: DaemonContext, root: RootHandle) -> None:
         context.stopping.set()

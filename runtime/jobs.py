@@ -12,12 +12,15 @@ never by polling.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -32,6 +35,7 @@ from runtime.pipeline.events import RunEvent
 from runtime.pipeline.executor import RunResult, run_pipeline
 from runtime.pipeline.loader import load_pipeline
 from runtime.providers.base import ProviderGateway
+from runtime.timers import Timers
 
 if TYPE_CHECKING:
     from runtime.store import JobRow, Store
@@ -90,9 +94,13 @@ class _Live:
     step: str | None = None
     started: bool = False
     cancelled_by_user: bool = False
+    waiters: list[Future[dict[str, Any]]] = field(default_factory=list)
+    history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
 
 JobListener = Callable[[dict[str, Any]], None]
+HISTORY = 2000  # events kept per live job, replayed to a subscriber that comes late
+RECENT = 256  # ended jobs whose events are still kept for replay
 
 
 class JobManager:
@@ -127,12 +135,35 @@ class JobManager:
         self._draining = False
         self._listeners: list[JobListener] = []
         self._idle = threading.Condition(self._lock)
+        self._timers = Timers(name="elx-job-waits")
+        self._recent: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     # -- events -----------------------------------------------------------------
 
-    def add_listener(self, listener: JobListener) -> Callable[[], None]:
+    def add_listener(self, listener: JobListener, replay: Iterable[str] = ()) -> Callable[[], None]:
+        """Call ``listener`` with every job event from now on; returns its remover.
+
+        For each job id in ``replay``, the listener first gets what that job has
+        done so far (its events while live, else its final state), in order and
+        without a gap or a duplicate before the live events that follow.
+        """
         with self._lock:
             self._listeners.append(listener)
+            for job_id in replay:
+                live = self._live.get(job_id)
+                if live is not None:
+                    past = list(live.history)
+                elif job_id in self._recent:
+                    past = self._recent[job_id]
+                elif (row := self.store.get_job(job_id)) is not None:
+                    past = [{"type": "job", "job": job_id, "status": row.status}]
+                else:
+                    continue
+                for event in past:
+                    try:
+                        listener(event)
+                    except Exception:
+                        log.warning("listener_failed", event=event.get("type"))
 
         def remove() -> None:
             with self._lock:
@@ -143,6 +174,9 @@ class JobManager:
 
     def _emit(self, event: dict[str, Any]) -> None:
         with self._lock:
+            live = self._live.get(event["job"])
+            if live is not None:
+                live.history.append(event)
             listeners = list(self._listeners)
         for listener in listeners:
             try:
@@ -170,6 +204,8 @@ class JobManager:
         given = coerce_inputs(loaded.workflow.inputs, dict(inputs or {}), file=str(loaded.path))
         job_id = uuid.uuid4().hex[:12]
         row = self.store.create_job(job_id, str(loaded.path), given, priority=priority, meta=meta)
+        with self._lock:
+            self._live.setdefault(job_id, _Live(job_id))
         self._emit({"type": "job", "job": job_id, "status": "accepted"})
         self._enqueue(job_id, priority)
         return row
@@ -243,7 +279,9 @@ class JobManager:
 
         job_id = outcome.job_id
         row = self.store.get_job(job_id)
-        if row is not None and not JobState(row.status).final:
+        if self._draining:
+            log.info("job_left_for_resume", job=job_id, status=row.status if row else None)
+        elif row is not None and not JobState(row.status).final:
             if outcome.status is JobStatus.ESCALATED:
                 error = {
                     "kind": "crash_loop",
@@ -260,9 +298,13 @@ class JobManager:
             live = self._live.pop(job_id, None)
             if live is not None and live.started:
                 self._running -= 1
+            if live is not None:
+                self._recent[job_id] = list(live.history)
+                while len(self._recent) > RECENT:
+                    self._recent.popitem(last=False)
             self._idle.notify_all()
         if live is not None:
-            live.done.set()
+            self._mark_done(live)
         self._pump()
 
     # -- running (called by the worker actor, in its thread) --------------------
@@ -337,8 +379,17 @@ class JobManager:
             with self._lock:
                 live = self._live.get(job_id)
             if live is not None:
-                live.done.set()
+                self._mark_done(live)
         return changed
+
+    def _mark_done(self, live: _Live) -> None:
+        with self._lock:
+            live.done.set()
+            waiters, live.waiters = live.waiters, []
+        if waiters:
+            status = self.status(live.job_id)
+            for future in waiters:
+                _resolve(future, status)
 
     # -- asking -------------------------------------------------------------------
 
@@ -364,13 +415,30 @@ class JobManager:
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
         """Block until the job ends or ``timeout`` passes; return its status either way."""
+        return self.wait_future(job_id, timeout).result()
+
+    def wait_future(self, job_id: str, timeout: float) -> Future[dict[str, Any]]:
+        """Like ``wait``, but answered later: no thread blocks while the job runs."""
+        future: Future[dict[str, Any]] = Future()
         row = self.get(job_id)
-        if not JobState(row.status).final:
+        with self._lock:
+            live = self._live.get(job_id)
+            pending = live is not None and not live.done.is_set()
+            if pending and live is not None:
+                live.waiters.append(future)
+        if not pending or JobState(row.status).final:
+            _resolve(future, self.status(job_id))
+            return future
+        timer = self._timers.call_later(timeout, lambda: _resolve(future, self.status(job_id)))
+
+        def forget(_: Future[dict[str, Any]]) -> None:
+            timer.cancel()
             with self._lock:
-                live = self._live.get(job_id)
-            if live is not None:
-                live.done.wait(timeout)
-        return self.status(job_id)
+                if live is not None and future in live.waiters:
+                    live.waiters.remove(future)
+
+        future.add_done_callback(forget)
+        return future
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """End the job ``cancelled`` now; a running step stops at its next check."""
@@ -441,3 +509,20 @@ class JobManager:
             lives = list(self._live.values())
         for live in lives:
             live.cancel.set()
+
+    def close(self) -> None:
+        """Answer every pending wait with the job's status now, and stop the timers."""
+        with self._lock:
+            lives = list(self._live.values())
+        for live in lives:
+            with self._lock:
+                waiters, live.waiters = live.waiters, []
+            for future in waiters:
+                _resolve(future, self.status(live.job_id))
+        self._timers.close()
+
+
+def _resolve(future: Future[dict[str, Any]], status: dict[str, Any]) -> None:
+    """Set a wait's answer unless the job's end and the timeout raced and it is set already."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_result(status)

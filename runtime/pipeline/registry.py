@@ -41,6 +41,7 @@ class StepRegistry:
     def __init__(self) -> None:
         self._types: dict[str, StepType] = {}
         self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._loaded = False
 
     def register(self, step_type: StepType, *, replace: bool = False) -> None:
@@ -67,18 +68,17 @@ class StepRegistry:
         return [self._types[n] for n in sorted(self._types)]
 
     def _ensure_loaded(self) -> None:
+        """Register the core and plugin types once; other threads wait until that is done."""
         if self._loaded:
             return
-        with self._lock:
+        with self._load_lock:
             if self._loaded:
                 return
-            self._loaded = True
-        from runtime.pipeline.steps import core_step_types
+            from runtime.pipeline.steps import core_step_types
 
-        for step_type in core_step_types():
-            self.register(step_type, replace=True)
-        for found in _from_entry_points():
-            self.register(found, replace=True)
+            for step_type in [*core_step_types(), *_from_entry_points()]:
+                self.register(step_type, replace=True)
+            self._loaded = True
 
 
 def _from_entry_points() -> Iterable[StepType]:

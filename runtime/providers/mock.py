@@ -21,8 +21,9 @@ Latency is waited on the injected ``Clock``, so tests use a ``FakeClock`` and
 never sleep. Every call is counted per step, failed ones included, so a test
 can prove that a step ran exactly once.
 
-``MockSettings.from_env`` reads ``ELX_MOCK_SCRIPT`` (a YAML script) and
-``ELX_MOCK_LATENCY_MS``; ``mock_requested`` tells whether ``TEST_MODE=mock``.
+``MockSettings.from_env`` reads ``ELX_MOCK_SCRIPT`` (a YAML script),
+``ELX_MOCK_LATENCY_MS`` and ``ELX_MOCK_CALL_LOG`` (a JSON line per call, so a
+test can count calls across daemon restarts); ``mock_requested`` tells whether ``TEST_MODE=mock``.
 A script file looks like::
 
     rules:
@@ -47,6 +48,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -98,6 +100,7 @@ WILDCARD = "*"
 ENV_TEST_MODE = "TEST_MODE"
 ENV_SCRIPT = "ELX_MOCK_SCRIPT"
 ENV_LATENCY_MS = "ELX_MOCK_LATENCY_MS"
+ENV_CALL_LOG = "ELX_MOCK_CALL_LOG"
 
 MockErrorName = Literal[
     "timeout", "rate_limited", "overloaded", "auth", "bad_request", "unavailable"
@@ -262,6 +265,7 @@ class MockSettings:
     latency_s: float = 0.0
     failures: Sequence[MockFailure] = ()
     clock: Clock = SYSTEM_CLOCK
+    call_log: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "script", tuple(self.script))
@@ -271,7 +275,8 @@ class MockSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], clock: Clock = SYSTEM_CLOCK) -> MockSettings:
-        """Settings from ``ELX_MOCK_SCRIPT`` (path to a YAML script) and ``ELX_MOCK_LATENCY_MS``."""
+        """Settings from ``ELX_MOCK_SCRIPT`` (a YAML script), ``ELX_MOCK_LATENCY_MS`` and
+        ``ELX_MOCK_CALL_LOG`` (a file that gets one JSON line per call, across processes)."""
         script = MockScript()
         path = environ.get(ENV_SCRIPT, "").strip()
         if path:
@@ -292,6 +297,7 @@ class MockSettings:
             latency_s=latency_ms / 1000.0,
             failures=script.failures,
             clock=clock,
+            call_log=Path(log) if (log := environ.get(ENV_CALL_LOG, "").strip()) else None,
         )
 
 
@@ -365,6 +371,8 @@ class MockProvider:
             self._total += 1
             self._by_step[request.step] = self._by_step.get(request.step, 0) + 1
             fault = self._take_fault(haystack, request.step) if self._failures else None
+            if self.settings.call_log is not None:
+                _append_call(self.settings.call_log, request)
         latency = self.settings.latency_s
         if latency:
             limit = request.timeout_s
@@ -588,3 +596,13 @@ def _chunks(text: str, parts: int) -> Iterator[str]:
             end = len(text) if space == -1 else space + 1
         yield text[start:end]
         start = end
+
+
+def _append_call(path: Path, request: LLMRequest) -> None:
+    """One JSON line per call, written with O_APPEND so several processes can share the file."""
+    line = json.dumps({"step": request.step, "prompt": request.prompt}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
 
-import structlog
-
 from conformance.children import WAIT_S
-from runtime.supervision import ChildKind, ExitReason, Restart, boot, render_tree
+from runtime.client import Client
+from runtime.config import Settings
+from runtime.daemon import Daemon
+from runtime.supervision import ChildKind, Restart, render_tree
 
 SPEC = Path(__file__).resolve().parents[2] / "supervision.yaml"
 TOP = ["store", "telemetry", "providers", "pipelines", "agent", "health", "optimizer", "socket"]
 
 
-def test_supervision_yaml_boots_the_designed_tree_and_prints_its_snapshot() -> None:
+def test_supervision_yaml_boots_the_designed_tree_and_prints_its_snapshot(tmp_path: Path) -> None:
     """Every child of DESIGN.md §3 runs, in order, with the kinds and restart types it names."""
-    root = boot(SPEC)
+    settings = Settings.from_env({}).with_(state_dir=tmp_path / "state")
+    ready = threading.Event()
+    daemon = Daemon(settings, SPEC, console=None, ready_line=lambda _: ready.set())
+    thread = threading.Thread(target=daemon.run, name="daemon-under-test")
+    thread.start()
     try:
+        assert ready.wait(WAIT_S), "the daemon did not become ready"
+        assert daemon.context is not None and daemon.context.root is not None
+        root = daemon.context.root
         snap = root.tree()
         print(render_tree(snap))
         assert [child.id for child in snap.children] == TOP
@@ -35,12 +45,17 @@ def test_supervision_yaml_boots_the_designed_tree_and_prints_its_snapshot() -> N
         assert [w.id for w in mock_pool.children] == [f"w{i}" for i in range(8)]
         assert ("provider", "mock") in mock_pool.children[0].detail
         assert root.lookup("providers/mock/w0").call("ping", timeout=WAIT_S) == "pong"
-        assert root.lookup("store").call("snapshot").role == "store"
+        assert ("schema", "2") in snap.find("root/store").detail
+        with Client(settings.state_dir / "elx.sock", timeout=WAIT_S) as client:
+            assert client.call("ping") == "pong"
     finally:
-        with structlog.testing.capture_logs() as logs:
-            exit_ = root.shutdown()
-    assert exit_.reason is ExitReason.SHUTDOWN
+        daemon.request_stop()
+        thread.join(WAIT_S * 2)
+    assert not thread.is_alive()
+    assert not (settings.state_dir / "elx.sock").exists()
+    log = settings.state_dir / "logs" / "daemon.log"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
     stopped = [
-        e["child"] for e in logs if e["event"] == "child_exited" and e["supervisor"] == "root"
+        e["child"] for e in events if e["event"] == "child_exited" and e.get("supervisor") == "root"
     ]
     assert stopped == list(reversed(TOP))

@@ -88,3 +88,20 @@ def test_registering_a_type_twice_is_refused() -> None:
     fresh.register(WORD_COUNT)
     with pytest.raises(ConfigError, match="already registered"):
         fresh.register(WORD_COUNT)
+
+
+def test_threads_that_ask_a_fresh_registry_at_once_all_see_the_core_types() -> None:
+    """The first lookups race (a restarted daemon resumes many jobs at once); none may miss."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    fresh = StepRegistry()
+    barrier = threading.Barrier(16)
+
+    def look() -> bool:
+        barrier.wait(10)
+        return fresh.get("llm") is not None and fresh.get("claude") is not None
+
+    with ThreadPoolExecutor(16) as pool:
+        seen = list(pool.map(lambda _: look(), range(16)))
+    assert all(seen)
