@@ -248,6 +248,7 @@ class JobManager:
             except ElexirionError as exc:
                 log.error("job_start_failed", job=job_id, error=str(exc))
                 self._finish(job_id, JobState.FAILED, error={"kind": "crash", "message": str(exc)})
+                self._release(job_id)
 
     def _start_worker(self, job_id: str) -> None:
         if self.pipelines is None:  # embedded use without a tree: run inline on a thread
@@ -272,6 +273,8 @@ class JobManager:
             self.execute(job_id)
         except Exception as exc:
             self._finish(job_id, JobState.FAILED, error={"kind": "crash", "message": str(exc)})
+        finally:
+            self._release(job_id)
 
     def _on_outcome(self, outcome: JobOutcome) -> None:
         """The job supervisor ended: if the job has no final state yet, it crashed."""
@@ -373,13 +376,10 @@ class JobManager:
         if changed:
             self._emit({"type": "job", "job": job_id, "status": status.value})
             log.info("job_finished", job=job_id, status=status.value)
-        if self.pipelines is None:
-            self._release(job_id)
-        else:
-            with self._lock:
-                live = self._live.get(job_id)
-            if live is not None:
-                self._mark_done(live)
+        with self._lock:
+            live = self._live.get(job_id)
+        if live is not None:
+            self._mark_done(live)
         return changed
 
     def _mark_done(self, live: _Live) -> None:
