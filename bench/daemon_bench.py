@@ -94,7 +94,7 @@ def submit_latency(daemon: DaemonProcess, pipeline: Path, count: int = 300) -> d
 
 
 def wait_all(daemon: DaemonProcess, jobs: list[str]) -> None:
-    client = daemon.client()
+    client = daemon.client(timeout=660)
     for job in jobs:
         status = client.call("wait", {"job": job, "timeout": 600})
         if status["status"] != "completed":

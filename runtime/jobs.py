@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -136,6 +136,7 @@ class JobManager:
         self._listeners: list[JobListener] = []
         self._idle = threading.Condition(self._lock)
         self._timers = Timers(name="elx-job-waits")
+        self._starter = ThreadPoolExecutor(1, thread_name_prefix="elx-job-starter")
         self._recent: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     # -- events -----------------------------------------------------------------
@@ -308,7 +309,10 @@ class JobManager:
             self._idle.notify_all()
         if live is not None:
             self._mark_done(live)
-        self._pump()
+        # Not here: this runs on the job supervisor's outcome callback, and starting the next
+        # job asks the pipelines supervisor, which would wait on the thread we are on.
+        with contextlib.suppress(RuntimeError):  # closed: nothing more is started
+            self._starter.submit(self._pump)
 
     # -- running (called by the worker actor, in its thread) --------------------
 
@@ -511,7 +515,7 @@ class JobManager:
             live.cancel.set()
 
     def close(self) -> None:
-        """Answer every pending wait with the job's status now, and stop the timers."""
+        """Answer every pending wait with the job's status now; stop the timers and starter."""
         with self._lock:
             lives = list(self._live.values())
         for live in lives:
@@ -520,6 +524,7 @@ class JobManager:
             for future in waiters:
                 _resolve(future, self.status(live.job_id))
         self._timers.close()
+        self._starter.shutdown(wait=True, cancel_futures=True)
 
 
 def _resolve(future: Future[dict[str, Any]], status: dict[str, Any]) -> None:

@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from e2e.conftest import write_pipeline
-from runtime.testing.daemon_process import ROOT, DaemonProcess
+from runtime.testing.daemon_process import ROOT, DaemonProcess, tree_file
 
 DEMO = ROOT / "pipelines" / "examples" / "demo.yaml"
 EVENT_S = 30.0
@@ -208,3 +210,17 @@ def test_elx_shutdown_stops_the_daemon_and_later_calls_exit_four(daemon: DaemonP
     assert daemon.wait_exit() == 0
     assert not daemon.socket.exists()
     assert daemon.elx("tree").returncode == 4
+
+
+def test_jobs_beyond_the_concurrency_limit_queue_and_all_finish(
+    tmp_path: Path, daemon_env: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    """A finishing job starts the next queued one (from outside the supervisor's thread)."""
+    daemon = DaemonProcess(tmp_path / "state", daemon_env, tree=tree_file(tmp_path, max_jobs=2))
+    request.addfinalizer(daemon.kill)
+    daemon.start()
+    pipeline = write_pipeline(tmp_path, "slow.yaml", SLOW)
+    with daemon.client() as client:
+        jobs = [client.call("submit", {"pipeline": str(pipeline)})["id"] for _ in range(8)]
+        for job in jobs:
+            assert client.call("wait", {"job": job, "timeout": EVENT_S})["status"] == "completed"
