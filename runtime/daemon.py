@@ -145,8 +145,9 @@ def configure_logging(
     # Lives as long as the daemon; line-buffered so a crash keeps what was logged.
     log_file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
     json_renderer = structlog.processors.JSONRenderer()
-    tty = console is not None and console.isatty()
-    console_renderer = structlog.dev.ConsoleRenderer(colors=tty)
+    if console is not None and not console.isatty():
+        console = None  # the JSON file is the log; a readable copy only for a person watching
+    console_renderer = structlog.dev.ConsoleRenderer(colors=True)
 
     def forward_tree_events(
         _: Any, name: str, event: MutableMapping[str, Any]

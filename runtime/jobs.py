@@ -230,7 +230,13 @@ class JobManager:
         with self._lock:
             self._live.setdefault(job_id, _Live(job_id))
             heapq.heappush(self._queue, (-priority, next(self._order), job_id))
-        self._pump()
+        self._request_pump()
+
+    def _request_pump(self) -> None:
+        """Start queued jobs on the starter thread: submit acknowledges without waiting for
+        a start, and a job supervisor's outcome callback never asks its own supervisor."""
+        with contextlib.suppress(RuntimeError):  # closed: nothing more is started
+            self._starter.submit(self._pump)
 
     def _pump(self) -> None:
         """Start queued jobs while there is room."""
@@ -309,10 +315,7 @@ class JobManager:
             self._idle.notify_all()
         if live is not None:
             self._mark_done(live)
-        # Not here: this runs on the job supervisor's outcome callback, and starting the next
-        # job asks the pipelines supervisor, which would wait on the thread we are on.
-        with contextlib.suppress(RuntimeError):  # closed: nothing more is started
-            self._starter.submit(self._pump)
+        self._request_pump()
 
     # -- running (called by the worker actor, in its thread) --------------------
 

@@ -19,6 +19,7 @@ daemon. docs/reference/protocol.md is the user-facing description.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -320,6 +321,7 @@ _SECRET_VALUE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """Whether a mapping key names a secret: ``api_key``, ``token``, ``FOO_KEY`` ...
 

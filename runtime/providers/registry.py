@@ -9,6 +9,7 @@ path in ``ELX_PROVIDERS`` (``name=package.module:Class,...``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -40,6 +41,12 @@ def _load(target: str, *, what: str) -> Any:
         raise ConfigError(f"{what}: cannot load {target!r}: {exc}") from None
 
 
+@functools.cache
+def _plugin_targets() -> dict[str, str]:
+    """Providers of installed packages (scanned once per process: every pool worker asks)."""
+    return {point.name.lower(): point.value for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def _from_env(settings: Settings) -> dict[str, str]:
     raw = settings.environ.get("ELX_PROVIDERS", "")
     found: dict[str, str] = {}
@@ -59,8 +66,7 @@ class ProviderRegistry:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._targets: dict[str, str | type[Any]] = dict(BUILTIN)
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            self._targets[point.name.lower()] = point.value
+        self._targets.update(_plugin_targets())
         self._targets.update(_from_env(settings))
 
     def register(self, name: str, target: str | type[Any]) -> None:

@@ -103,6 +103,12 @@ def resolve_actor(target: str | type[pykka.Actor]) -> type[pykka.ThreadingActor]
     return cls
 
 
+@cache
+def _signature(cls: type[pykka.ThreadingActor]) -> inspect.Signature:
+    """An actor class's constructor signature (computed once: a spec is checked per start)."""
+    return inspect.signature(cls)
+
+
 def resolve_exception(target: str | type[BaseException]) -> type[BaseException]:
     cls = resolve_dotted(target) if isinstance(target, str) else target
     if not (isinstance(cls, type) and issubclass(cls, BaseException)):
@@ -228,7 +234,7 @@ class ChildSpec(_Frozen):
         if self.actor is not None:
             cls = resolve_actor(self.actor)
             try:
-                inspect.signature(cls).bind(**self.args)
+                _signature(cls).bind(**self.args)
             except TypeError as exc:
                 raise ValueError(f"args do not fit {cls.__qualname__}(): {exc}") from None
         elif self.args:

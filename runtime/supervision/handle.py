@@ -148,6 +148,7 @@ class HandleBook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._handles: dict[str, ChildHandle] = {}
+        self._below: dict[str, set[str]] = {}  # parent path -> child paths with handles
 
     def get_or_create(self, path: str, kind: type[H]) -> H:
         with self._lock:
@@ -155,16 +156,22 @@ class HandleBook:
             if not isinstance(handle, kind):
                 handle = kind(path)
                 self._handles[path] = handle
+                self._below.setdefault(path.rpartition("/")[0], set()).add(path)
             return handle
 
     def forget(self, path: str, *, subtree: bool) -> None:
         """Drop ``path`` (and, for a supervisor, everything below it): its spec left the tree."""
         with self._lock:
             self._handles.pop(path, None)
+            siblings = self._below.get(path.rpartition("/")[0])
+            if siblings is not None:
+                siblings.discard(path)
             if subtree:
-                prefix = path + "/"
-                for key in [k for k in self._handles if k.startswith(prefix)]:
-                    del self._handles[key]
+                pending = [path]
+                while pending:  # only this subtree's paths: cheap with thousands of jobs
+                    for child in self._below.pop(pending.pop(), ()):
+                        self._handles.pop(child, None)
+                        pending.append(child)
 
     def __len__(self) -> int:
         with self._lock:
