@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 DEMO ?= pipelines/examples/demo.yaml
 
-.PHONY: install run test check fmt lock bench clean
+.PHONY: install run demo test check fmt lock bench clean
 
 install: $(STAMP)
 
@@ -21,7 +21,11 @@ $(STAMP): requirements.lock pyproject.toml
 	@$(BIN)/python -m compileall -q runtime actors >/dev/null
 	@touch $(STAMP)
 
+# The daemon in the foreground: Ctrl-C (or `elx shutdown`) drains and stops it.
 run: install
+	$(BIN)/elx daemon
+
+demo: install
 	$(BIN)/elx run $(DEMO)
 
 test: install check
@@ -44,6 +48,10 @@ lock: install
 
 bench: install
 	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/provider_bench.py
+	$(BIN)/python bench/supervision_bench.py
+	$(BIN)/python bench/socket_bench.py
+	$(BIN)/python bench/daemon_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

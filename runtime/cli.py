@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -220,36 +220,39 @@ def run(
 
 
 def _print_result(result: Any) -> None:
-    for text in result.notices:
+    print_run(result.to_json(), what=f"run {result.run_id}")
+    if result.status == "failed":
+        click.echo(
+            f"fix the problem, then continue with: elx run <file> --resume {result.run_id}",
+            err=True,
+        )
+
+
+def print_run(run: Mapping[str, Any], what: str) -> None:
+    """A run's result on stdout and a one-line summary on stderr (`elx run`, `elx wait`)."""
+    for text in run.get("notices", ()):
         click.secho(f"notice: {text}", fg="yellow", err=True)
-    if result.ok:
-        value = result.result
+    if run["status"] == "completed":
+        value = run.get("result")
         if value is not None:
             click.echo(
                 value
                 if isinstance(value, str)
                 else json.dumps(value, indent=2, ensure_ascii=False, default=str)
             )
-        usage = result.usage
+        calls = (run.get("usage") or {}).get("calls", 0)
         click.secho(
-            f"run {result.run_id} completed in {result.duration_ms:.0f} ms · "
-            f"{len(result.steps)} steps · {usage['calls']} LLM calls "
-            f"({', '.join(result.providers) or 'none'}) · outputs in {result.outputs_dir}",
+            f"{what} completed in {run['duration_ms']:.0f} ms · {len(run['steps'])} steps · "
+            f"{calls} LLM calls ({', '.join(run.get('providers', ())) or 'none'}) · "
+            f"outputs in {run['outputs_dir']}",
             fg="green",
             err=True,
         )
         return
-    error = result.error or {}
+    error = run.get("error") or {}
     click.secho(
-        f"run {result.run_id} {result.status}: {error.get('message', 'unknown error')}",
-        fg="red",
-        err=True,
+        f"{what} {run['status']}: {error.get('message', 'unknown error')}", fg="red", err=True
     )
-    if result.status == "failed":
-        click.echo(
-            f"fix the problem, then continue with: elx run <file> --resume {result.run_id}",
-            err=True,
-        )
 
 
 class _Progress:

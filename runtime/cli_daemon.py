@@ -335,12 +335,13 @@ def _show_jobs(rows: list[dict[str, Any]]) -> None:
 
 
 def _show_result(data: dict[str, Any]) -> None:
-    if data["status"] == "completed":
-        run = data.get("result") or {}
-        value = run.get("result") if isinstance(run, dict) else run
-        click.echo(value if isinstance(value, str) else json.dumps(value, indent=2, default=str))
+    from runtime.cli import print_run
+
+    run = data.get("result")
+    if isinstance(run, dict) and "steps" in run:
+        print_run(run, what=f"job {data['job']}")
         return
-    error = data.get("error") or {}
+    error = data.get("error") or {}  # ended before its run began (cancelled in the queue ...)
     click.secho(
         f"job {data['job']} {data['status']}: {error.get('message', 'no details')}",
         fg="red",

@@ -13,7 +13,11 @@ from runtime.testing.daemon_process import DaemonProcess, clean_env
 
 @pytest.fixture
 def daemon_env(tmp_path: Path) -> dict[str, str]:
-    return clean_env(ELX_STATE_DIR=str(tmp_path / "state"))
+    return clean_env(
+        ELX_STATE_DIR=str(tmp_path / "state"),
+        PIPELINE_WORKSPACE_DIR=str(tmp_path / "workspace"),
+        PIPELINE_OUTPUT_DIR=str(tmp_path / "outputs"),
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,44 @@
+"""The README's short session works as written against a real daemon."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from runtime.testing.daemon_process import ROOT, DaemonProcess
+
+PROMPT = "$ .venv/bin/elx "
+
+
+def session_commands() -> list[tuple[list[str], list[str]]]:
+    """Each `$ .venv/bin/elx ...` line of the README's session, with the lines shown after it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## A short session", 1)[1].split("```console", 1)[1].split("```", 1)[0]
+    commands: list[tuple[list[str], list[str]]] = []
+    for line in block.strip().splitlines():
+        if line.startswith(PROMPT):
+            args = shlex.split(line[len(PROMPT) :], comments=True)
+            commands.append((args, []))
+        elif commands and line.strip():
+            commands[-1][1].append(line)
+    return commands
+
+
+def test_the_readme_session_runs_as_written(daemon: DaemonProcess) -> None:
+    daemon.start()
+    commands = session_commands()
+    assert [args[0] for args, _ in commands] == ["submit", "submit", "wait", "tree"]
+    last_job = ""
+    for args, shown in commands:
+        args = [last_job if re.fullmatch(r"[0-9a-f]{12}", a) else a for a in args]
+        done = daemon.elx(*args)
+        assert done.returncode == 0, (args, done.stderr)
+        printed = done.stdout + done.stderr
+        for line in shown:
+            if line == "..." or re.search(r"[0-9a-f]{12}|\d+(\.\d+)? ?m?s\b", line):
+                continue  # ids, timings and paths differ from run to run
+            assert line in printed, (args, line, printed)
+        if args[0] == "submit" and "--wait" not in args:
+            last_job = done.stdout.strip()
+        if args[0] == "submit" and "--wait" in args:
+            assert re.search(r"job [0-9a-f]{12} completed in \d+ ms · 6 steps", done.stderr)
