@@ -31,6 +31,7 @@ import structlog
 
 from runtime.config import Settings
 from runtime.errors import ConfigError, DaemonUnavailable
+from runtime.redaction import redact, remember_secrets
 from runtime.state_dir import ensure_state_dir
 from runtime.store import Store
 
@@ -162,10 +163,11 @@ def configure_logging(
         return event
 
     def write(_: Any, name: str, event: MutableMapping[str, Any]) -> str:
-        line = json_renderer(_, name, dict(event))
+        event = redact(dict(event))
+        line = json_renderer(_, name, event)
         log_file.write((line.decode() if isinstance(line, bytes) else line) + "\n")
         if console is not None:
-            text = console_renderer(_, name, dict(event))
+            text = console_renderer(_, name, event)
             console.write(f"{text}\n")
         return ""
 
@@ -231,6 +233,7 @@ class Daemon:
         from runtime.providers.pool import PoolGateway
         from runtime.supervision import boot
 
+        remember_secrets(self.settings.environ)  # API keys of any shape are scrubbed from output
         store = Store(self.settings.database, durable=self.settings.durable_store)
         context = DaemonContext(settings=self.settings, store=store)
         context.api = DaemonApi(context, self.request_stop)

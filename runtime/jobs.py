@@ -35,6 +35,7 @@ from runtime.pipeline.events import RunEvent
 from runtime.pipeline.executor import RunResult, run_pipeline
 from runtime.pipeline.loader import load_pipeline
 from runtime.providers.base import ProviderGateway
+from runtime.redaction import redact
 from runtime.timers import Timers
 
 if TYPE_CHECKING:
@@ -379,7 +380,9 @@ class JobManager:
         result: Any = None,
         error: Any = None,
     ) -> bool:
-        changed = self.store.finish_job(job_id, status.value, result=result, error=error)
+        changed = self.store.finish_job(
+            job_id, status.value, result=redact(result), error=redact(error)
+        )
         if changed:
             self._emit({"type": "job", "job": job_id, "status": status.value})
             log.info("job_finished", job=job_id, status=status.value)

@@ -19,13 +19,10 @@ daemon. docs/reference/protocol.md is the user-facing description.
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import pairwise
 from typing import Any, TypeAlias
 
 from runtime.errors import (
@@ -46,6 +43,7 @@ from runtime.errors import (
     TemplateError,
     ValidationError,
 )
+from runtime.redaction import redact
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20
@@ -54,7 +52,6 @@ MAX_RESPONSE_BYTES = 4 << 20
 """The longest response or event line sent; a longer result becomes a ``too_large`` error."""
 
 RequestId: TypeAlias = str | int
-REDACTED = "[redacted]"
 
 
 class ErrorCode(StrEnum):
@@ -306,60 +303,6 @@ def encode_event(subscription_id: RequestId, event: Event | Mapping[str, Any]) -
             subscription_id,
         )
     return line
-
-
-# -- redaction ------------------------------------------------------------------
-
-_SECRET_WORDS = frozenset(
-    {"authorization", "password", "passwd", "secret", "apikey", "credential", "credentials"}
-)
-_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
-_SECRET_VALUE = re.compile(
-    r"\bsk-[A-Za-z0-9_\-]{16,}"  # OpenAI / Anthropic style keys
-    r"|\bAIza[0-9A-Za-z_\-]{30,}"  # Google API keys
-    r"|(?i:\bbearer\s+)[A-Za-z0-9._~+/\-]{8,}=*"  # an Authorization header's value
-)
-
-
-@functools.lru_cache(maxsize=4096)
-def is_secret_key(key: str) -> bool:
-    """Whether a mapping key names a secret: ``api_key``, ``token``, ``FOO_KEY`` ...
-
-    Counted words such as ``max_tokens`` or ``cache_key`` are not secrets; an
-    upper-case ``*_KEY`` (an environment variable name) is.
-    """
-    words = [w.lower() for w in _WORD_SPLIT.split(key) if w]
-    if not words:
-        return False
-    if words[-1] == "token" or not _SECRET_WORDS.isdisjoint(words):
-        return True
-    if ("api", "key") in pairwise(words):
-        return True
-    return key.isupper() and key.endswith("_KEY")
-
-
-def redact(obj: Any) -> Any:
-    """A copy of ``obj`` with secret values replaced by ``"[redacted]"``.
-
-    Values under secret-looking keys (``is_secret_key``) are replaced whole;
-    inside every other string, substrings shaped like API keys or bearer tokens
-    are replaced. Containers are copied, other values returned as they are.
-    """
-    if isinstance(obj, str):
-        return _SECRET_VALUE.sub(REDACTED, obj) if _might_hold_secret(obj) else obj
-    if isinstance(obj, Mapping):
-        return {
-            k: (REDACTED if isinstance(k, str) and is_secret_key(k) else redact(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list | tuple):
-        return [redact(v) for v in obj]
-    return obj
-
-
-def _might_hold_secret(text: str) -> bool:
-    # A cheap pre-check keeps redaction of large, ordinary results fast.
-    return "sk-" in text or "AIza" in text or "earer" in text or "EARER" in text
 
 
 # -- exceptions → error bodies ----------------------------------------------------

@@ -62,9 +62,9 @@ from runtime.protocol import (
     encode_error,
     encode_event,
     encode_response,
-    redact,
     response_for_exception,
 )
+from runtime.redaction import redact
 
 log = structlog.get_logger("elexirion.socket")
 

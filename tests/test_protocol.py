@@ -28,7 +28,6 @@ from runtime.protocol import (
     MAX_MESSAGE_BYTES,
     MAX_RESPONSE_BYTES,
     PROTOCOL_VERSION,
-    REDACTED,
     ErrorCode,
     Event,
     Request,
@@ -42,9 +41,8 @@ from runtime.protocol import (
     error_code_for,
     error_from_exception,
     hello_result,
-    is_secret_key,
-    redact,
 )
+from runtime.redaction import REDACTED, is_secret_key, redact
 
 
 def test_a_request_line_decodes_into_a_request() -> None:
