@@ -5,7 +5,7 @@
 3. `ping` latency with 100 concurrent clients (4 processes), each at 20 Hz, p50/p99
    (target p99 < 2 ms); and back to back, for the throughput ceiling.
 4. `submit` acknowledged (committed) latency, p50/p99 (target p99 < 10 ms).
-5. 1,000 jobs of 3 mock steps at 200 ms latency, 256 concurrent jobs allowed:
+5. 1,000 jobs of 3 mock steps at 200 ms latency, 256 concurrent jobs allowed (median of 3 rounds):
    wall time against the ideal 1000/256 waves x 3 x 0.2 s = 2.4 s (target
    within 1.3x), and the daemon's RSS with 1,000 jobs in flight.
 
@@ -71,6 +71,9 @@ def wait_all(daemon: DaemonProcess, jobs: list[str]) -> None:
             raise RuntimeError(f"job {job} ended {status['status']}: {status.get('error')}")
 
 
+ROUNDS = 3  # the 1,000-job figure is the median round (the machine is shared and noisy)
+
+
 def thousand_jobs(daemon: DaemonProcess, pipeline: Path) -> dict[str, Any]:
     client = daemon.client()
     began = time.perf_counter()
@@ -131,7 +134,13 @@ def main() -> None:
         big = DaemonProcess(work / "s2", {**env, "ELX_MOCK_LATENCY_MS": "200"}, tree=tree)
         big.start()
         try:
-            report["thousand_jobs"] = thousand_jobs(big, pipeline)
+            rounds = [thousand_jobs(big, pipeline) for _ in range(ROUNDS)]
+            middle = sorted(rounds, key=lambda r: r["wall_s"])[ROUNDS // 2]
+            report["thousand_jobs"] = {
+                **middle,
+                "rounds": ROUNDS,
+                "wall_s_each": [round(r["wall_s"], 3) for r in rounds],
+            }
         finally:
             stop(big)
     rows = [
