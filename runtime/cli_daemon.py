@@ -421,12 +421,26 @@ def _show_tree(data: dict[str, Any]) -> None:
     Console().print(_rich_tree(data))
 
 
-def _watch_tree(remote: _Remote) -> None:
+def _watch_tree(remote: _Remote, redraw_s: float = 0.25) -> None:
+    """Redraw the tree in place on every change (at most every ``redraw_s``) and each second."""
     from rich.live import Live
 
-    with Live(_rich_tree(remote.call("tree")), refresh_per_second=4) as live:
+    from runtime.errors import DaemonUnavailable
+
+    try:
+        subscription = remote.client.subscribe("subscribe", {"tree": True})
+    except DaemonUnavailable as exc:
+        _die(str(exc), EXIT_NO_DAEMON)
+    with subscription, Live(_rich_tree(remote.call("tree")), refresh_per_second=4) as live:
+        drawn = time.monotonic()
         try:
-            for _event in remote.stream({"tree": True}):
-                live.update(_rich_tree(remote.call("tree")))
+            while True:
+                try:
+                    event = subscription.next_event(1.0)
+                except StopIteration:  # the daemon went away
+                    _die("the daemon stopped", EXIT_NO_DAEMON)
+                if event is None or time.monotonic() - drawn >= redraw_s:
+                    live.update(_rich_tree(remote.call("tree")))
+                    drawn = time.monotonic()
         except KeyboardInterrupt:
             return
