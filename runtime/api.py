@@ -90,6 +90,8 @@ class DaemonApi:
             "metrics": self.metrics,
             "shutdown": self.shutdown,
             "subscribe": self.subscribe,
+            "ask": self.ask,
+            "session": self.session,
         }
 
     def __call__(self, request: Request, connection: Connection) -> Any:
@@ -130,7 +132,7 @@ class DaemonApi:
         pipeline = _param(params, "pipeline", str, required=True)
         inputs = _param(params, "inputs", dict, default={})
         priority = _param(params, "priority", int, default=0)
-        row = self.context.jobs.submit(pipeline, inputs, priority=priority)
+        row = self.context.jobs.submit(pipeline, inputs, priority=priority, budget=_budget(params))
         return {k: v for k, v in row.to_json().items() if k != "result"}
 
     def status(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
@@ -162,6 +164,59 @@ class DaemonApi:
                 f"job {job_id} is {row.status}; wait for it with `elx wait {job_id}`",
             )
         return {"job": job_id, "status": row.status, "result": row.result, "error": row.error}
+
+    # -- the agent --------------------------------------------------------------------
+
+    def ask(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        """Route a free-text request to a pipeline and answer (later: a Future)."""
+        from runtime.agent import DEFAULT_TIMEOUT_S, AskRequest
+
+        if self.context.stopping.is_set():
+            raise ProtocolError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
+        agent = self.context.agent
+        if agent is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "the agent is not running")
+        timeout = float(_param(params, "timeout", (int, float), default=DEFAULT_TIMEOUT_S))
+        if not 0 <= timeout <= MAX_WAIT_S:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS, f"param 'timeout' must be 0..{MAX_WAIT_S:g} seconds"
+            )
+        return agent.ask(
+            AskRequest(
+                text=_param(params, "text", str, required=True),
+                session=_param(params, "session", str),
+                context=_param(params, "context", str),
+                wait=not _param(params, "async", bool, default=False),
+                timeout_s=timeout,
+                budget=_budget(params),
+            )
+        )
+
+    def session(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        """Sessions: ``action`` list (default), show, delete or new."""
+        from runtime.agent import new_session_id
+
+        action = _param(params, "action", str, default="list")
+        store = self.context.store
+        if action == "list":
+            return store.list_sessions(_param(params, "limit", int, default=100))
+        if action == "new":
+            return {"session": new_session_id()}
+        name: str = _param(params, "session", str, required=True)
+        if action == "show":
+            turns = store.session_log(name)
+            if not turns:
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"no session '{name}'")
+            return {"session": name, "turns": turns}
+        if action == "delete":
+            removed = store.delete_session(name)
+            if not removed:
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"no session '{name}'")
+            return {"session": name, "deleted_turns": removed}
+        raise ProtocolError(
+            ErrorCode.INVALID_PARAMS,
+            f"unknown session action '{action}' (actions: list, show, delete, new)",
+        )
 
     # -- the tree -------------------------------------------------------------------
 
@@ -297,6 +352,24 @@ class DaemonApi:
 
         conn.on_close(closed)
         return {"subscribed": True, "jobs": sorted(job_filter), "tree": want_tree}
+
+
+def _budget(params: Mapping[str, Any]) -> Any:
+    """The optional ``budget`` param ({max_tokens, max_usd}) as a Budget, checked."""
+    from pydantic import ValidationError as PydanticError
+
+    from runtime.pipeline.models import Budget
+
+    raw = _param(params, "budget", dict)
+    if raw is None:
+        return None
+    try:
+        return Budget.model_validate(raw)
+    except PydanticError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ProtocolError(ErrorCode.INVALID_PARAMS, f"param 'budget': {problems}") from None
 
 
 def _rss_kib() -> int:

@@ -263,6 +263,85 @@ def register(main: click.Group) -> None:
         _print(data, as_json, lambda d: click.echo(json.dumps(d, indent=2)))
 
     @main.command()
+    @click.argument("text")
+    @click.option("--session", "-s", help="Continue this session (see `elx session list`).")
+    @click.option("--context", help="Extra context the pipeline sees.")
+    @click.option("--async", "async_", is_flag=True, help="Return the job id at once.")
+    @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait.")
+    @click.option("--max-tokens", type=int, help="Token budget for this request.")
+    @click.option("--max-usd", type=float, help="Cost budget (USD) for this request.")
+    @state_dir_option
+    @json_option
+    def ask(
+        text: str,
+        session: str | None,
+        context: str | None,
+        async_: bool,
+        timeout: float,
+        max_tokens: int | None,
+        max_usd: float | None,
+        state_dir: str,
+        as_json: bool,
+    ) -> None:
+        """Ask in words; the agent picks a pipeline, runs it and answers."""
+        remote = _Remote(state_dir, timeout=timeout + 30)
+        answer = _ask(remote, text, session, context, async_, timeout, max_tokens, max_usd)
+        _print(answer, as_json, _show_answer)
+        if answer["status"] not in ("completed", "accepted", "running"):
+            sys.exit(EXIT_FAILED)
+
+    @main.command()
+    @click.option("--session", "-s", help="Continue this session; a new one by default.")
+    @click.option("--timeout", default=300.0, show_default=True, help="Seconds per answer.")
+    @state_dir_option
+    def chat(session: str | None, timeout: float, state_dir: str) -> None:
+        """Talk to the agent: each line is a request in one session (Ctrl-D ends)."""
+        remote = _Remote(state_dir, timeout=timeout + 30)
+        name = session or remote.call("session", {"action": "new"})["session"]
+        click.echo(
+            f"session {name} · Ctrl-D to leave · `elx chat -s {name}` to come back", err=True
+        )
+        while True:
+            try:
+                text = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+            except (EOFError, click.Abort):
+                click.echo("", err=True)
+                return
+            if not text.strip():
+                continue
+            answer = _ask(remote, text, name, None, False, timeout, None, None)
+            _show_answer(answer)
+
+    @main.group()
+    def session() -> None:
+        """List, show or delete the agent's sessions."""
+
+    @session.command("list")
+    @state_dir_option
+    @json_option
+    def session_list(state_dir: str, as_json: bool) -> None:
+        """Sessions, most recent first."""
+        data = _Remote(state_dir).call("session", {"action": "list"})
+        _print(data, as_json, _show_sessions)
+
+    @session.command("show")
+    @click.argument("name")
+    @state_dir_option
+    @json_option
+    def session_show(name: str, state_dir: str, as_json: bool) -> None:
+        """Every turn of a session, with the pipeline that answered."""
+        data = _Remote(state_dir).call("session", {"action": "show", "session": name})
+        _print(data, as_json, _show_session)
+
+    @session.command("delete")
+    @click.argument("name")
+    @state_dir_option
+    def session_delete(name: str, state_dir: str) -> None:
+        """Forget a session."""
+        data = _Remote(state_dir).call("session", {"action": "delete", "session": name})
+        click.echo(f"deleted session {name} ({data['deleted_turns']} turns)")
+
+    @main.command()
     @state_dir_option
     def shutdown(state_dir: str) -> None:
         """Drain and stop the daemon."""
@@ -324,6 +403,77 @@ def _show_step(event: dict[str, Any]) -> None:
 def _show_status(data: dict[str, Any]) -> None:
     step = f" at {data['current_step']}" if data.get("current_step") else ""
     click.echo(f"job {data['id']} {data['status']}{step} ({Path(data['pipeline']).name})")
+    meta = data.get("meta") or {}
+    decision = (meta.get("agent") or {}).get("decision")
+    if decision:
+        click.echo(f"  routed to {decision['pipeline']}: {decision['reason']}")
+    if meta.get("fallback"):
+        fallback = meta["fallback"]
+        click.echo(
+            f"  {fallback['kind']} fallback of job {meta.get('fallback_of')}: {fallback['reason']}"
+        )
+    error = data.get("error") or {}
+    if error.get("message"):
+        click.echo(f"  error: {error['message']}")
+
+
+def _ask(
+    remote: _Remote,
+    text: str,
+    session: str | None,
+    context: str | None,
+    async_: bool,
+    timeout: float,
+    max_tokens: int | None,
+    max_usd: float | None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"text": text, "async": async_, "timeout": timeout}
+    if session:
+        params["session"] = session
+    if context:
+        params["context"] = context
+    budget = {k: v for k, v in (("max_tokens", max_tokens), ("max_usd", max_usd)) if v is not None}
+    if budget:
+        params["budget"] = budget
+    answer: dict[str, Any] = remote.call("ask", params)
+    return answer
+
+
+def _show_answer(answer: dict[str, Any]) -> None:
+    if answer["status"] == "completed":
+        click.echo(answer["response"])
+    else:
+        color = "yellow" if answer["status"] in ("running", "accepted") else "red"
+        click.secho(answer["response"] or answer["status"], fg=color, err=True)
+    parts = [
+        f"job {answer['job_id']} {answer['status']}",
+        f"{answer['pipeline_used']}",
+        f"{answer['execution_time_ms']:.0f} ms",
+    ]
+    if answer.get("providers"):
+        parts.append(", ".join(answer["providers"]))
+    if answer.get("cost_usd"):
+        parts.append(f"${answer['cost_usd']:.4f}")
+    fallback = answer.get("fallback_used")
+    if fallback:
+        parts.append(f"{fallback['kind']} fallback: {fallback['reason']}")
+    click.secho(
+        " · ".join(parts), fg="green" if answer["status"] == "completed" else None, err=True
+    )
+
+
+def _show_sessions(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no sessions")
+    for row in rows:
+        click.echo(f"{row['session']}  {row['turns']} turns")
+
+
+def _show_session(data: dict[str, Any]) -> None:
+    for turn in data["turns"]:
+        who = "you" if turn["role"] == "user" else f"{turn.get('pipeline') or 'agent'}"
+        click.secho(f"{who}:", bold=True)
+        click.echo(turn["content"])
 
 
 def _show_jobs(rows: list[dict[str, Any]]) -> None:

@@ -36,6 +36,7 @@ from runtime.state_dir import ensure_state_dir
 from runtime.store import Store
 
 if TYPE_CHECKING:
+    from runtime.agent import Agent
     from runtime.jobs import JobManager
     from runtime.providers.pool import PoolGateway
     from runtime.supervision import RootHandle
@@ -63,6 +64,7 @@ class DaemonContext:
     root: RootHandle | None = None
     gateway: PoolGateway | None = None
     _jobs: JobManager | None = None
+    agent: Agent | None = None
     api: Any = None
     ready: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -228,6 +230,7 @@ class Daemon:
             self._stopped.set()
 
     def _serve(self, started: float) -> None:
+        from runtime.agent import Agent
         from runtime.api import DaemonApi
         from runtime.jobs import JobManager
         from runtime.providers.pool import PoolGateway
@@ -249,6 +252,9 @@ class Daemon:
             pipelines = root.supervisor("pipelines")
             limit = pipelines.tree().max_children or 64
             context._jobs = JobManager(store, self.settings, gateway, pipelines, max_running=limit)
+            context.agent = Agent(
+                context.jobs, store, self.settings, gateway, health=gateway.breaker_states
+            )
             resumed = context.jobs.resume_unfinished()
             context.ready.set()
             self.log.info(
@@ -266,6 +272,8 @@ class Daemon:
             self._drain(context, root)
         finally:
             context.stopping.set()
+            if context.agent is not None:
+                context.agent.close()
             if context._jobs is not None:
                 context._jobs.close()  # pending waits get the job's state before the socket goes
             if root is not None:

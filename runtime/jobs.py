@@ -34,6 +34,7 @@ from runtime.errors import ConfigError, ElexirionError, IllegalTransition
 from runtime.pipeline.events import RunEvent
 from runtime.pipeline.executor import RunResult, run_pipeline
 from runtime.pipeline.loader import load_pipeline
+from runtime.pipeline.models import Budget
 from runtime.providers.base import ProviderGateway
 from runtime.redaction import redact
 from runtime.timers import Timers
@@ -195,8 +196,12 @@ class JobManager:
         *,
         priority: int = 0,
         meta: Mapping[str, Any] | None = None,
+        budget: Budget | None = None,
     ) -> JobRow:
-        """Validate, commit, queue. The returned row is durable."""
+        """Validate, commit, queue. The returned row is durable.
+
+        ``budget`` (tokens, USD) tightens the pipeline's own for this job.
+        """
         with self._lock:
             if not self._accepting:
                 raise ConfigError("the daemon is shutting down and accepts no new jobs")
@@ -205,6 +210,9 @@ class JobManager:
 
         given = coerce_inputs(loaded.workflow.inputs, dict(inputs or {}), file=str(loaded.path))
         job_id = uuid.uuid4().hex[:12]
+        meta = dict(meta or {})
+        if budget is not None:
+            meta["budget"] = budget.model_dump(exclude_none=True)
         row = self.store.create_job(job_id, str(loaded.path), given, priority=priority, meta=meta)
         with self._lock:
             self._live.setdefault(job_id, _Live(job_id))
@@ -348,11 +356,17 @@ class JobManager:
                 }
             )
 
+        meta = row.meta or {}
+        settings = self.settings
+        if meta.get("provider"):  # a fallback onto another provider
+            settings = settings.with_(force_provider=str(meta["provider"]))
+        budget = Budget.model_validate(meta["budget"]) if meta.get("budget") else None
         result = run_pipeline(
             loaded,
             row.inputs,
             gateway=self.gateway,
-            settings=self.settings,
+            settings=settings,
+            budget=budget,
             store=self.store,
             run_id=job_id,
             resume=resume,

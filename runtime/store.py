@@ -349,6 +349,45 @@ class Store:
                     (session, seq, role, content, run_id, now),
                 )
 
+    def list_sessions(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Sessions, most recently used first: name, turns, first and last activity."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT session, COUNT(*), MIN(created_at), MAX(created_at) FROM session_turns"
+                " GROUP BY session ORDER BY MAX(created_at) DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            {"session": r[0], "turns": r[1], "created_at": r[2], "updated_at": r[3]} for r in rows
+        ]
+
+    def session_log(self, session: str) -> list[dict[str, Any]]:
+        """Every turn of ``session``, oldest first, with the job and pipeline that answered."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT t.seq, t.role, t.content, t.run_id, t.created_at, j.pipeline"
+                " FROM session_turns t LEFT JOIN jobs j ON j.id = t.run_id"
+                " WHERE t.session = ? ORDER BY t.seq",
+                (session,),
+            ).fetchall()
+        return [
+            {
+                "seq": r[0],
+                "role": r[1],
+                "content": r[2],
+                "job": r[3],
+                "created_at": r[4],
+                "pipeline": Path(r[5]).stem if r[5] else None,
+            }
+            for r in rows
+        ]
+
+    def delete_session(self, session: str) -> int:
+        """Forget ``session``; the number of turns removed."""
+        with self._transaction() as conn:
+            cursor = conn.execute("DELETE FROM session_turns WHERE session = ?", (session,))
+        return cursor.rowcount
+
     # -- jobs ---------------------------------------------------------------------
 
     def create_job(

@@ -196,6 +196,7 @@ class Run:
     providers_used: set[str] = field(default_factory=set)
     notices: list[str] = field(default_factory=list)
     checkpoint_prefix: str = ""
+    extra_budget: Budget | None = None  # a job's own budget, on top of the pipeline's
     lock: threading.RLock = field(default_factory=threading.RLock)
     _seq: int = 0
 
@@ -209,7 +210,14 @@ class Run:
 
     @property
     def budget(self) -> Budget | None:
-        return self.workflow.budget
+        """The pipeline's budget, tightened by the job's: the lower limit of each wins."""
+        own, extra = self.workflow.budget, self.extra_budget
+        if own is None or extra is None:
+            return own or extra
+        return Budget(
+            max_tokens=_lowest(own.max_tokens, extra.max_tokens),
+            max_usd=_lowest(own.max_usd, extra.max_usd),
+        )
 
     def next_seq(self) -> int:
         root = self.root
@@ -427,6 +435,10 @@ class StepContext:
         if response.provider not in self.meta["providers"]:
             self.meta["providers"].append(response.provider)
         return response
+
+
+def _lowest(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _timeout_kind() -> Any:

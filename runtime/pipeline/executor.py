@@ -42,6 +42,7 @@ from runtime.pipeline.context import (
 from runtime.pipeline.events import EventKind, RunEvent
 from runtime.pipeline.loader import LoadedPipeline
 from runtime.pipeline.models import (
+    Budget,
     InputSpec,
     RetryPolicy,
     SetVariableStep,
@@ -103,7 +104,9 @@ def error_json(exc: BaseException) -> dict[str, Any]:
         step = getattr(exc, "step", None)
         if step:
             data["step"] = step
-        provider = getattr(exc, "provider", None)
+        provider = getattr(exc, "provider", None) or getattr(
+            getattr(exc, "cause", None), "provider", None
+        )  # a step error keeps the provider of the call that failed it
         if provider:
             data["provider"] = provider
         return data
@@ -192,6 +195,7 @@ def run_pipeline(
     events: EventSink | None = None,
     clock: Clock = SYSTEM_CLOCK,
     cancel: Any = None,
+    budget: Budget | None = None,
 ) -> RunResult:
     """Run ``pipeline`` to the end and return its result; never raises for step failures.
 
@@ -236,6 +240,7 @@ def run_pipeline(
     )
     if cancel is not None:
         run.cancel_event = cancel
+    run.extra_budget = budget
     if store is not None:
         if resume:
             store.set_run_status(run_id, "running")

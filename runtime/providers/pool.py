@@ -174,6 +174,14 @@ class PoolGateway:
     def names(self) -> list[str]:
         return sorted(self._providers)
 
+    def breaker_states(self) -> dict[str, str]:
+        """Each provider's breaker now: closed, open or half_open."""
+        states = {}
+        for name, provider in self._providers.items():
+            breaker = provider.snapshot().breaker
+            states[name] = breaker.state.value if breaker is not None else "none"
+        return states
+
     def _detail_source(self, name: str) -> Callable[[], Detail]:
         def detail() -> Detail:
             snap = self._providers[name].snapshot()
