@@ -45,29 +45,19 @@ tool loop past max_turns                   MaxTurnsExceeded
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.config import Settings
-from runtime.errors import (
-    AuthError,
-    MaxTurnsExceeded,
-    Overloaded,
-    ProviderError,
-    ProviderTimeout,
-    RateLimited,
-    Rejected,
-    Unavailable,
-)
+from runtime.errors import AuthError, MaxTurnsExceeded, ProviderError, Rejected
 from runtime.providers.base import FunctionCall, LLMRequest, LLMResponse, Usage
+from runtime.providers.http_errors import HTTPErrors, redacted, retry_after
+from runtime.providers.price import Price as Price, cost_usd, price_for as price_for
 from runtime.providers.tools import BUILTIN_TOOLS, ToolBox, canonical_tool
 
 if TYPE_CHECKING:
@@ -79,7 +69,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_PRICES",
     "AnthropicProvider",
-    "Price",
+    "Price",  # re-exported from runtime.providers.price, like price_for
 ]
 
 ENV_KEY = "ANTHROPIC_API_KEY"
@@ -92,15 +82,9 @@ _JSON_INSTRUCTION = (
     "Answer with one JSON value and nothing else: no prose, no Markdown code fences."
 )
 _PASSED_OPTIONS = ("top_p", "top_k")
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """US dollars per million input and output tokens."""
-
-    input_per_mtok: float
-    output_per_mtok: float
-
+_ERRORS = HTTPErrors(
+    key_env=ENV_KEY, base_url_env=ENV_BASE_URL, default_base_url="https://api.anthropic.com"
+)
 
 # Matched by longest prefix, so a dated model id finds its family's price.
 DEFAULT_PRICES: Mapping[str, Price] = {
@@ -113,11 +97,6 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "claude-sonnet": Price(3.0, 15.0),
     "claude-haiku": Price(1.0, 5.0),
 }
-
-
-def price_for(model: str, prices: Mapping[str, Price]) -> Price | None:
-    best = max((prefix for prefix in prices if model.startswith(prefix)), key=len, default=None)
-    return prices[best] if best is not None else None
 
 
 class AnthropicProvider:
@@ -300,17 +279,9 @@ class AnthropicProvider:
             function_calls=tuple(calls),
             stop_reason=stop_reason,
             usage=usage,
-            cost_usd=self._cost(model, usage),
+            cost_usd=cost_usd(model, usage, self.prices),
             latency_s=self.clock.now() - started,
         )
-
-    def _cost(self, model: str, usage: Usage) -> float:
-        price = price_for(model, self.prices)
-        if price is None:
-            return 0.0
-        return (
-            usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok
-        ) / 1_000_000
 
     # -- the tool loop ------------------------------------------------------
 
@@ -390,12 +361,7 @@ class AnthropicProvider:
     # -- errors -------------------------------------------------------------
 
     def _error(self, exc: BaseException, request: LLMRequest) -> ProviderError:
-        error = _classify(exc, self.name, self._timeout(request), self.base_url)
-        key = self._key
-        if key and key in error.message:
-            error.message = error.message.replace(key, "[redacted]")
-            error.args = (error.message,)
-        return error
+        return redacted(_classify(exc, self.name, self._timeout(request), self.base_url), self._key)
 
 
 def _block_param(block: Any) -> dict[str, Any]:
@@ -427,28 +393,6 @@ def _sdk_failures() -> tuple[type[BaseException], ...]:
     return (anthropic.AnthropicError, httpx2.HTTPError, httpx2.StreamError, ValueError)
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms``, else ``retry-after`` (seconds or an HTTP date)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return max(0.0, float(raw_ms) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    parsed = email.utils.parsedate_tz(raw)
-    if parsed is None:
-        return None
-    # An HTTP date is wall-clock time by definition; only here is time.time() right.
-    return max(0.0, float(email.utils.mktime_tz(parsed)) - time.time())
-
-
 _STREAM_ERROR_STATUS: Mapping[str, int] = {
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -468,39 +412,18 @@ def _classify(
     import anthropic
     import httpx2
 
-    where = base_url or "https://api.anthropic.com"
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return ProviderTimeout(
-            f"{provider} did not answer within {timeout_s:g} s; retry, or raise the step's "
-            "timeout if the answer is long",
-            provider=provider,
-        )
+        return _ERRORS.timeout(provider, timeout_s)
     if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
         cause = exc.__cause__ if isinstance(exc, anthropic.APIConnectionError) else exc
-        detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
-        return Unavailable(
-            f"{provider}: the connection to {where} failed or was dropped{detail}; "
-            "check the network and ANTHROPIC_BASE_URL, then retry",
-            provider=provider,
-        )
+        return _ERRORS.connection(provider, base_url, cause)
     if isinstance(exc, anthropic.APIStatusError):
         return _classify_status(exc, provider)
     if isinstance(exc, anthropic.APIResponseValidationError):
-        return ProviderError(
-            f"{provider} answered with a body the SDK could not validate ({exc.message}); retry",
-            provider=provider,
-            status=exc.status_code,
-        )
+        return _ERRORS.unvalidated(provider, exc.message, exc.status_code)
     if isinstance(exc, ValueError):
-        return ProviderError(
-            f"{provider} answered with a malformed body (not valid JSON: {exc}); retry, and "
-            "check ANTHROPIC_BASE_URL if it persists",
-            provider=provider,
-        )
-    return ProviderError(
-        f"{provider} call failed: {type(exc).__name__}: {exc}; retry, or report it if it persists",
-        provider=provider,
-    )
+        return _ERRORS.malformed(provider, exc)
+    return _ERRORS.unexpected(provider, exc)
 
 
 def _classify_status(exc: anthropic.APIStatusError, provider: str) -> ProviderError:
@@ -508,46 +431,10 @@ def _classify_status(exc: anthropic.APIStatusError, provider: str) -> ProviderEr
     error_type = exc.type if isinstance(exc.type, str) else None
     if status < 400:  # an ``error`` event inside a 200 stream carries its type only
         status = _STREAM_ERROR_STATUS.get(error_type or "", 500)
-    said = exc.api_message or (error_type or "no details")
-    what = f"{provider} answered {status} ({said})"
-    if status == 429:
-        retry_after = _retry_after(exc.response.headers)
-        wait = f"wait {retry_after:g} s" if retry_after is not None else "wait"
-        return RateLimited(
-            f"{what}: rate limited; {wait} before retrying, or lower the request rate",
-            provider=provider,
-            status=429,
-            retry_after_s=retry_after,
-        )
-    if status == 529 or error_type == "overloaded_error":
-        return Overloaded(
-            f"{what}: the API is overloaded; retry with backoff or fall back to another provider",
-            provider=provider,
-            status=status,
-        )
-    if status in (401, 403):
-        return AuthError(
-            f"{what}: the API key was refused; check {ENV_KEY} and its permissions",
-            provider=provider,
-            status=status,
-        )
-    if status in (408, 504):
-        return ProviderTimeout(
-            f"{what}: the request timed out upstream; retry", provider=provider, status=status
-        )
-    if status == 503:
-        return Unavailable(
-            f"{what}: the service is unavailable; retry later or fall back to another provider",
-            provider=provider,
-            status=status,
-        )
-    if 400 <= status < 500 and status != 409:  # 409 is a lock timeout: retryable
-        return Rejected(
-            f"{what}: the request was rejected; fix the request (model, prompt, "
-            "max_tokens, schema) — retrying will not help",
-            provider=provider,
-            status=status,
-        )
-    return ProviderError(
-        f"{what}: server error; retry with backoff", provider=provider, status=status
+    return _ERRORS.status(
+        status,
+        exc.api_message or (error_type or "no details"),
+        provider=provider,
+        retry_after=lambda: retry_after(exc.response.headers),
+        overloaded=error_type == "overloaded_error",
     )

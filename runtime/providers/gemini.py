@@ -82,17 +82,11 @@ import structlog
 
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.config import Settings, canonical_provider
-from runtime.errors import (
-    AuthError,
-    Overloaded,
-    ProviderError,
-    ProviderTimeout,
-    RateLimited,
-    Rejected,
-    Unavailable,
-)
-from runtime.providers.anthropic import Price, _json_data, _retry_after, price_for
+from runtime.errors import AuthError, ProviderError, Rejected
+from runtime.providers.anthropic import _json_data
 from runtime.providers.base import FunctionCall, LLMRequest, LLMResponse, Usage
+from runtime.providers.http_errors import HTTPErrors, cause_to_chain, redacted, retry_after
+from runtime.providers.price import Price, cost_usd
 
 if TYPE_CHECKING:
     from google import genai
@@ -118,6 +112,13 @@ _STOP_REASONS: Mapping[str, str] = {
     "MAX_TOKENS": "max_tokens",
     "FINISH_REASON_UNSPECIFIED": "end_turn",
 }
+_ERRORS = HTTPErrors(
+    key_env=" or ".join(ENV_KEYS),
+    base_url_env=ENV_BASE_URL,
+    default_base_url=DEFAULT_BASE_URL,
+    rate_limited="rate limited or out of quota",
+    retryable_4xx=frozenset({409, 499}),  # aborted, cancelled
+)
 
 # Per million tokens, prompts up to 200k tokens; matched by longest prefix. Pass
 # ``prices`` to the provider for newer models or other tiers.
@@ -331,37 +332,18 @@ class GeminiProvider:
             function_calls=calls,
             stop_reason=_stop_reason(finish, calls),
             usage=usage,
-            cost_usd=self._cost(answered_by, usage),
+            cost_usd=cost_usd(answered_by.removeprefix("models/"), usage, self.prices),
             latency_s=self.clock.now() - started,
         )
-
-    def _cost(self, model: str, usage: Usage) -> float:
-        price = price_for(model.removeprefix("models/"), self.prices)
-        if price is None:
-            return 0.0
-        return (
-            usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok
-        ) / 1_000_000
 
     # -- errors -------------------------------------------------------------
 
     def _error(self, exc: BaseException, request: LLMRequest) -> ProviderError:
-        error = _classify(exc, self.name, self._timeout(request), self.base_url)
-        key = self._key
-        if key and key in error.message:
-            error.message = error.message.replace(key, "[redacted]")
-            error.args = (error.message,)
-        return error
+        return redacted(_classify(exc, self.name, self._timeout(request), self.base_url), self._key)
 
     def _cause(self, exc: BaseException) -> BaseException | None:
         """The exception to chain, or None when any exception in its chain quotes the key."""
-        key = self._key
-        seen: BaseException | None = exc
-        while key and seen is not None:
-            if key in str(seen) or key in repr(getattr(seen, "details", None)):
-                return None
-            seen = seen.__cause__ or seen.__context__
-        return exc
+        return cause_to_chain(exc, self._key, "details")
 
 
 # -- helpers ---------------------------------------------------------------
@@ -459,43 +441,25 @@ def _classify(
 ) -> ProviderError:
     from google.genai import errors
 
-    where = base_url or DEFAULT_BASE_URL
     if isinstance(exc, errors.APIError):
         return _classify_status(exc, provider)
     timeouts, connection, other = _transport_errors()
     if isinstance(exc, timeouts):
-        return ProviderTimeout(
-            f"{provider} did not answer within {timeout_s:g} s; retry, or raise the step's "
-            "timeout if the answer is long",
-            provider=provider,
-        )
+        return _ERRORS.timeout(provider, timeout_s)
     if isinstance(exc, connection):
-        return Unavailable(
-            f"{provider}: the connection to {where} failed or was dropped "
-            f"({type(exc).__name__}: {exc}); check the network and {ENV_BASE_URL}, then retry",
-            provider=provider,
-        )
+        return _ERRORS.connection(provider, base_url, exc)
     if isinstance(exc, json.JSONDecodeError | errors.UnknownApiResponseError):
-        return ProviderError(
-            f"{provider} answered with a malformed body (not valid JSON: {exc}); retry, and "
-            f"check {ENV_BASE_URL} if it persists",
-            provider=provider,
-        )
+        return _ERRORS.malformed(provider, exc)
     if _is_validation_error(exc):
-        return ProviderError(
-            f"{provider} answered with a body the SDK could not validate ({exc}); retry",
-            provider=provider,
-        )
+        return _ERRORS.unvalidated(provider, str(exc))
     if isinstance(exc, ValueError):
         return Rejected(
             f"{provider}: the SDK refused the request ({exc}); fix the request or the "
             "provider settings — retrying will not help",
             provider=provider,
         )
-    what = "transport error" if isinstance(exc, other) else "call failed"
-    return ProviderError(
-        f"{provider} {what}: {type(exc).__name__}: {exc}; retry, or report it if it persists",
-        provider=provider,
+    return _ERRORS.unexpected(
+        provider, exc, "transport error" if isinstance(exc, other) else "call failed"
     )
 
 
@@ -505,51 +469,11 @@ def _is_validation_error(exc: BaseException) -> bool:
 
 
 def _classify_status(exc: genai_errors.APIError, provider: str) -> ProviderError:
-    status = exc.code if isinstance(exc.code, int) else 500
-    said = exc.message or exc.status or "no details"
-    what = f"{provider} answered {status} ({said})"
-    if status == 429:
-        retry_after = _retry_after_of(exc)
-        wait = f"wait {retry_after:g} s" if retry_after is not None else "wait"
-        return RateLimited(
-            f"{what}: rate limited or out of quota; {wait} before retrying, or lower the "
-            "request rate",
-            provider=provider,
-            status=429,
-            retry_after_s=retry_after,
-        )
-    if status == 529:
-        return Overloaded(
-            f"{what}: the API is overloaded; retry with backoff or fall back to another provider",
-            provider=provider,
-            status=status,
-        )
-    if status in (401, 403):
-        keys = " or ".join(ENV_KEYS)
-        return AuthError(
-            f"{what}: the API key was refused; check {keys} and its permissions",
-            provider=provider,
-            status=status,
-        )
-    if status in (408, 504):
-        return ProviderTimeout(
-            f"{what}: the request timed out upstream; retry", provider=provider, status=status
-        )
-    if status == 503:
-        return Unavailable(
-            f"{what}: the service is unavailable; retry later or fall back to another provider",
-            provider=provider,
-            status=status,
-        )
-    if 400 <= status < 500 and status not in (409, 499):  # aborted, cancelled: retryable
-        return Rejected(
-            f"{what}: the request was rejected; fix the request (model, prompt, "
-            "max_tokens, schema) — retrying will not help",
-            provider=provider,
-            status=status,
-        )
-    return ProviderError(
-        f"{what}: server error; retry with backoff", provider=provider, status=status
+    return _ERRORS.status(
+        exc.code if isinstance(exc.code, int) else 500,
+        exc.message or exc.status or "no details",
+        provider=provider,
+        retry_after=lambda: _retry_after_of(exc),
     )
 
 
@@ -560,7 +484,7 @@ def _retry_after_of(exc: genai_errors.APIError) -> float | None:
     """From ``retry-after-ms``/``retry-after`` headers, else the ``google.rpc.RetryInfo`` detail."""
     headers = getattr(getattr(exc, "response", None), "headers", None) or {}
     lowered = {str(name).lower(): str(value) for name, value in dict(headers).items()}
-    from_headers = _retry_after(lowered)
+    from_headers = retry_after(lowered)
     if from_headers is not None:
         return from_headers
     body = exc.details if isinstance(exc.details, dict) else {}

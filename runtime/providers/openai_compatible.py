@@ -62,17 +62,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.config import Settings
-from runtime.errors import (
-    AuthError,
-    Overloaded,
-    ProviderError,
-    ProviderTimeout,
-    RateLimited,
-    Rejected,
-    Unavailable,
-)
-from runtime.providers.anthropic import Price, _json_data, _retry_after, price_for
+from runtime.errors import AuthError, ProviderError, Rejected
+from runtime.providers.anthropic import _json_data
 from runtime.providers.base import FunctionCall, LLMRequest, LLMResponse, Usage
+from runtime.providers.http_errors import HTTPErrors, cause_to_chain, redacted, retry_after
+from runtime.providers.price import Price, cost_usd
 
 if TYPE_CHECKING:
     import openai
@@ -108,6 +102,13 @@ _STREAM_ERROR_STATUS: Mapping[str, int] = {
     "service_unavailable": 503,
     "overloaded_error": 529,
 }
+_ERRORS = HTTPErrors(
+    key_env=ENV_KEY,
+    base_url_env=ENV_BASE_URL,
+    default_base_url=DEFAULT_BASE_URL,
+    connection_hint=" (is the server running?)",
+    unavailable="the service is unavailable (a local server may still be loading the model)",
+)
 
 
 class OpenAICompatibleProvider:
@@ -289,7 +290,7 @@ class OpenAICompatibleProvider:
             function_calls=calls,
             stop_reason="tool_use" if calls else _STOP_REASONS.get(finish, finish),
             usage=usage,
-            cost_usd=self._cost(answered_by, usage),
+            cost_usd=cost_usd(answered_by, usage, self.prices),
             latency_s=self.clock.now() - started,
         )
 
@@ -310,33 +311,14 @@ class OpenAICompatibleProvider:
                 )
             yield FunctionCall(str(function.name), arguments)
 
-    def _cost(self, model: str, usage: Usage) -> float:
-        price = price_for(model, self.prices)
-        if price is None:
-            return 0.0
-        return (
-            usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok
-        ) / 1_000_000
-
     # -- errors -------------------------------------------------------------
 
     def _error(self, exc: BaseException, request: LLMRequest) -> ProviderError:
-        error = _classify(exc, self.name, self._timeout(request), self.base_url)
-        key = self._key
-        if key and key in error.message:
-            error.message = error.message.replace(key, "[redacted]")
-            error.args = (error.message,)
-        return error
+        return redacted(_classify(exc, self.name, self._timeout(request), self.base_url), self._key)
 
     def _cause(self, exc: BaseException) -> BaseException | None:
         """The exception to chain, or None when any exception in its chain quotes the key."""
-        key = self._key
-        seen: BaseException | None = exc
-        while key and seen is not None:
-            if key in str(seen) or key in repr(getattr(seen, "body", None)):
-                return None
-            seen = seen.__cause__ or seen.__context__
-        return exc
+        return cause_to_chain(exc, self._key, "body")
 
 
 def _sdk_failures() -> tuple[type[BaseException], ...]:
@@ -353,27 +335,13 @@ def _classify(
     import httpx2
     import openai
 
-    where = base_url or DEFAULT_BASE_URL
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
-        return ProviderTimeout(
-            f"{provider} did not answer within {timeout_s:g} s; retry, or raise the step's "
-            "timeout if the answer is long",
-            provider=provider,
-        )
+        return _ERRORS.timeout(provider, timeout_s)
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
         cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) else exc
-        detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
-        return Unavailable(
-            f"{provider}: the connection to {where} failed or was dropped{detail}; "
-            f"check the network and {ENV_BASE_URL} (is the server running?), then retry",
-            provider=provider,
-        )
+        return _ERRORS.connection(provider, base_url, cause)
     if isinstance(exc, openai.APIResponseValidationError):
-        return ProviderError(
-            f"{provider} answered with a body the SDK could not validate ({exc.message}); retry",
-            provider=provider,
-            status=exc.status_code,
-        )
+        return _ERRORS.unvalidated(provider, exc.message, exc.status_code)
     if isinstance(exc, openai.APIStatusError):
         return _classify_status(exc.status_code, exc, provider)
     if isinstance(exc, openai.APIError):  # an error event inside a 200 stream
@@ -381,64 +349,19 @@ def _classify(
         status = code if isinstance(code, int) else _STREAM_ERROR_STATUS.get(exc.type or "", 500)
         return _classify_status(status, exc, provider)
     if isinstance(exc, ValueError):
-        return ProviderError(
-            f"{provider} answered with a malformed body (not valid JSON: {exc}); retry, and "
-            f"check {ENV_BASE_URL} if it persists",
-            provider=provider,
-        )
-    return ProviderError(
-        f"{provider} call failed: {type(exc).__name__}: {exc}; retry, or report it if it persists",
-        provider=provider,
-    )
+        return _ERRORS.malformed(provider, exc)
+    return _ERRORS.unexpected(provider, exc)
 
 
 def _classify_status(status: int, exc: openai.APIError, provider: str) -> ProviderError:
     import openai
 
     body = exc.body if isinstance(exc.body, dict) else {}
-    said = body.get("message") or exc.type or exc.code or "no details"
-    what = f"{provider} answered {status} ({said})"
-    if status == 429:
-        retry_after = (
-            _retry_after(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
-        )
-        wait = f"wait {retry_after:g} s" if retry_after is not None else "wait"
-        return RateLimited(
-            f"{what}: rate limited; {wait} before retrying, or lower the request rate",
-            provider=provider,
-            status=429,
-            retry_after_s=retry_after,
-        )
-    if status == 529 or exc.type == "overloaded_error":
-        return Overloaded(
-            f"{what}: the API is overloaded; retry with backoff or fall back to another provider",
-            provider=provider,
-            status=status,
-        )
-    if status in (401, 403):
-        return AuthError(
-            f"{what}: the API key was refused; check {ENV_KEY} and its permissions",
-            provider=provider,
-            status=status,
-        )
-    if status in (408, 504):
-        return ProviderTimeout(
-            f"{what}: the request timed out upstream; retry", provider=provider, status=status
-        )
-    if status == 503:
-        return Unavailable(
-            f"{what}: the service is unavailable (a local server may still be loading the "
-            "model); retry later or fall back to another provider",
-            provider=provider,
-            status=status,
-        )
-    if 400 <= status < 500 and status != 409:
-        return Rejected(
-            f"{what}: the request was rejected; fix the request (model, prompt, "
-            "max_tokens, schema) — retrying will not help",
-            provider=provider,
-            status=status,
-        )
-    return ProviderError(
-        f"{what}: server error; retry with backoff", provider=provider, status=status
+    headers = exc.response.headers if isinstance(exc, openai.APIStatusError) else {}
+    return _ERRORS.status(
+        status,
+        body.get("message") or exc.type or exc.code or "no details",
+        provider=provider,
+        retry_after=lambda: retry_after(headers),
+        overloaded=exc.type == "overloaded_error",
     )

@@ -41,7 +41,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runtime.testing.fake_http import FakeHTTPServer, RecordedRequest, Reply
+from runtime.testing.fake_api import Dialect, FakeAPI, pieces
+from runtime.testing.fake_http import RecordedRequest, Reply
 
 __all__ = ["AnthropicReply", "FakeAnthropic", "ToolUse", "error_reply"]
 
@@ -57,7 +58,6 @@ _ERROR_TYPES: Mapping[int, str] = {
     504: "timeout_error",
     529: "overloaded_error",
 }
-_DELTA_WORDS = 3
 _ids = itertools.count(1)
 
 
@@ -121,8 +121,19 @@ def error_reply(status: int, message: str, *, headers: Mapping[str, str] | None 
     return Reply.json(status, payload, headers=headers)
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeAPI[AnthropicReply]):
     """The fake Messages API server; use it as a context manager."""
+
+    dialect = Dialect(
+        error_reply=error_reply,
+        key_header="x-api-key",
+        missing_key="x-api-key header or Authorization: Bearer token is required",
+        wrong_key="invalid x-api-key",
+        not_json="request body is not valid JSON",
+        not_object="request body must be a JSON object",
+        rate_limited="Number of request tokens has exceeded your rate limit.",
+        server_error="Internal server error",
+    )
 
     def __init__(
         self,
@@ -130,71 +141,22 @@ class FakeAnthropic:
         api_keys: tuple[str, ...] | None = None,
         default: AnthropicReply | Reply | None = None,
     ) -> None:
-        self.api_keys = api_keys
-        self.default: AnthropicReply | Reply = (
-            default if default is not None else AnthropicReply(text="Hello from the fake API.")
+        greeting = AnthropicReply(text="Hello from the fake API.")
+        super().__init__(
+            name="fake-anthropic",
+            answer_type=AnthropicReply,
+            default=greeting if default is None else default,
+            api_keys=api_keys,
         )
-        self.server = FakeHTTPServer(name="fake-anthropic", gate=self._check_key)
-        self.server.route("POST", "/v1/messages", self._messages)
-
-    # -- lifecycle ----------------------------------------------------------
-
-    def __enter__(self) -> FakeAnthropic:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.close()
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    # -- script -------------------------------------------------------------
-
-    def script(self, *items: AnthropicReply | Reply) -> None:
-        """Queue answers (``AnthropicReply``) and faults (``Reply``), used in order."""
-        self.server.enqueue(*items)
+        self.server.route("POST", "/v1/messages", self._respond)
 
     def reply(self, text: str = "", *tool_uses: ToolUse, **fields: Any) -> None:
         """Queue one answer; shorthand for ``script(AnthropicReply(...))``."""
         self.script(AnthropicReply(text=text, tool_uses=tool_uses, **fields))
 
-    @property
-    def requests(self) -> tuple[RecordedRequest, ...]:
-        return self.server.requests
-
-    def wait_requests(self, count: int, timeout: float) -> bool:
-        return self.server.wait_requests(count, timeout)
-
-    # -- faults -------------------------------------------------------------
-
-    @staticmethod
-    def rate_limited(retry_after_s: float | None = 1.0) -> Reply:
-        headers = {} if retry_after_s is None else {"retry-after": f"{retry_after_s:g}"}
-        return error_reply(
-            429, "Number of request tokens has exceeded your rate limit.", headers=headers
-        )
-
     @staticmethod
     def overloaded() -> Reply:
         return error_reply(529, "Overloaded")
-
-    @staticmethod
-    def server_error(status: int = 500) -> Reply:
-        return error_reply(status, "Internal server error")
-
-    @staticmethod
-    def error(status: int, message: str = "fake error") -> Reply:
-        return error_reply(status, message)
-
-    @staticmethod
-    def malformed() -> Reply:
-        return Reply.malformed()
-
-    @staticmethod
-    def drop() -> Reply:
-        return Reply.dropped()
 
     @staticmethod
     def slow(seconds: float, reply: AnthropicReply | None = None) -> AnthropicReply:
@@ -202,42 +164,17 @@ class FakeAnthropic:
         answer = reply if reply is not None else AnthropicReply(text="slow answer")
         return replace(answer, delay_s=seconds)
 
-    # -- serving ------------------------------------------------------------
-
-    def _check_key(self, request: RecordedRequest) -> Reply | None:
-        key = request.header("x-api-key")
-        authorization = request.header("authorization") or ""
-        if key is None and authorization.lower().startswith("bearer "):
-            key = authorization[len("bearer ") :].strip()
-        if not key:
-            return error_reply(401, "x-api-key header or Authorization: Bearer token is required")
-        if self.api_keys is not None and key not in self.api_keys:
-            return error_reply(401, "invalid x-api-key")
-        return None
-
-    def _messages(self, request: RecordedRequest, server: FakeHTTPServer) -> Reply:
-        try:
-            body = request.json()
-        except ValueError:
-            return error_reply(400, "request body is not valid JSON")
-        if not isinstance(body, dict):
-            return error_reply(400, "request body must be a JSON object")
+    def _refusal(self, body: dict[str, Any]) -> str | None:
         missing = [name for name in ("model", "max_tokens", "messages") if name not in body]
-        if missing:
-            return error_reply(400, f"{', '.join(missing)}: Field required")
-        item = server.next_scripted()
-        if item is None:
-            item = self.default
-        if isinstance(item, Reply):
-            return item
-        if not isinstance(item, AnthropicReply):
-            return error_reply(500, f"fake script holds a {type(item).__name__}, not a reply")
-        model = item.model or str(body["model"])
+        return f"{', '.join(missing)}: Field required" if missing else None
+
+    def _render(
+        self, request: RecordedRequest, body: dict[str, Any], answer: AnthropicReply
+    ) -> Reply:
+        model = answer.model or str(body["model"])
         if body.get("stream"):
-            reply = Reply.sse(_stream_events(item, model))
-        else:
-            reply = Reply.json(200, _message(item, model, item.blocks()))
-        return reply.delayed(item.delay_s) if item.delay_s > 0 else reply
+            return Reply.sse(_stream_events(answer, model))
+        return Reply.json(200, _message(answer, model, answer.blocks()))
 
 
 def _message(reply: AnthropicReply, model: str, content: list[dict[str, Any]]) -> dict[str, Any]:
@@ -253,13 +190,6 @@ def _message(reply: AnthropicReply, model: str, content: list[dict[str, Any]]) -
     }
 
 
-def _pieces(text: str) -> Iterator[str]:
-    words = text.split(" ")
-    for start in range(0, len(words), _DELTA_WORDS):
-        piece = " ".join(words[start : start + _DELTA_WORDS])
-        yield piece if start + _DELTA_WORDS >= len(words) else piece + " "
-
-
 def _stream_events(reply: AnthropicReply, model: str) -> Iterator[tuple[str, Any]]:
     start = _message(reply, model, [])
     start["stop_reason"] = None
@@ -268,7 +198,7 @@ def _stream_events(reply: AnthropicReply, model: str) -> Iterator[tuple[str, Any
     for index, block in enumerate(reply.blocks()):
         if block["type"] == "text":
             opening: dict[str, Any] = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(block["text"])]
+            deltas = [{"type": "text_delta", "text": piece} for piece in pieces(block["text"])]
         else:
             opening = {**block, "input": {}}
             arguments = json.dumps(block["input"])

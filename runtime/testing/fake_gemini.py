@@ -53,9 +53,10 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from runtime.testing.fake_http import FakeHTTPServer, RecordedRequest, Reply
+from runtime.testing.fake_api import Dialect, FakeAPI, pieces, query
+from runtime.testing.fake_http import RecordedRequest, Reply
 
 __all__ = ["FakeGemini", "FunctionCallPart", "GeminiReply", "error_reply"]
 
@@ -73,7 +74,6 @@ _STATUS_NAMES: Mapping[int, str] = {
     504: "DEADLINE_EXCEEDED",
 }
 _PATH = r"/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)"
-_DELTA_WORDS = 3
 _ids = itertools.count(1)
 
 
@@ -133,8 +133,22 @@ def error_reply(
     return Reply.json(status, {"error": error}, headers=headers)
 
 
-class FakeGemini:
+class FakeGemini(FakeAPI[GeminiReply]):
     """The fake Gemini API server; use it as a context manager."""
+
+    dialect = Dialect(
+        error_reply=error_reply,
+        key_header="x-goog-api-key",
+        key_query="key",
+        missing_key="Method doesn't allow unregistered callers. Please use an API key: the "
+        "x-goog-api-key header, the key query parameter or Authorization: Bearer.",
+        wrong_key_status=403,
+        wrong_key="The caller does not have permission (API key not valid).",
+        not_json="Invalid JSON payload received.",
+        not_object="Invalid JSON payload: expected an object.",
+        rate_limited="Resource has been exhausted (e.g. check quota).",
+        server_error="An internal error has occurred.",
+    )
 
     def __init__(
         self,
@@ -142,53 +156,27 @@ class FakeGemini:
         api_keys: tuple[str, ...] | None = None,
         default: GeminiReply | Reply | None = None,
     ) -> None:
-        self.api_keys = api_keys
-        self.default: GeminiReply | Reply = (
-            default if default is not None else GeminiReply(text="Hello from the fake Gemini.")
+        greeting = GeminiReply(text="Hello from the fake Gemini.")
+        super().__init__(
+            name="fake-gemini",
+            answer_type=GeminiReply,
+            default=greeting if default is None else default,
+            api_keys=api_keys,
         )
-        self.server = FakeHTTPServer(name="fake-gemini", gate=self._check_key)
-        self.server.route_pattern("POST", _PATH, self._generate)
-
-    # -- lifecycle ----------------------------------------------------------
-
-    def __enter__(self) -> FakeGemini:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.close()
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    # -- script -------------------------------------------------------------
-
-    def script(self, *items: GeminiReply | Reply) -> None:
-        """Queue answers (``GeminiReply``) and faults (``Reply``), used in order."""
-        self.server.enqueue(*items)
+        self.server.route_pattern("POST", _PATH, self._respond)
 
     def reply(self, text: str = "", *function_calls: FunctionCallPart, **fields: Any) -> None:
         """Queue one answer; shorthand for ``script(GeminiReply(...))``."""
         self.script(GeminiReply(text=text, function_calls=function_calls, **fields))
 
-    @property
-    def requests(self) -> tuple[RecordedRequest, ...]:
-        return self.server.requests
-
-    def wait_requests(self, count: int, timeout: float) -> bool:
-        return self.server.wait_requests(count, timeout)
-
-    # -- faults -------------------------------------------------------------
-
-    @staticmethod
-    def rate_limited(retry_after_s: float | None = 1.0) -> Reply:
+    @classmethod
+    def rate_limited(cls, retry_after_s: float | None = 1.0) -> Reply:
         """429 ``RESOURCE_EXHAUSTED`` with ``retry-after`` and a ``RetryInfo`` detail."""
         if retry_after_s is None:
-            return error_reply(429, "Resource has been exhausted (e.g. check quota).")
+            return error_reply(429, cls.dialect.rate_limited)
         return error_reply(
             429,
-            "Resource has been exhausted (e.g. check quota).",
+            cls.dialect.rate_limited,
             headers={"retry-after": f"{retry_after_s:g}"},
             details=[
                 {
@@ -203,78 +191,25 @@ class FakeGemini:
         return error_reply(503, "The model is overloaded. Please try again later.")
 
     @staticmethod
-    def server_error(status: int = 500) -> Reply:
-        return error_reply(status, "An internal error has occurred.")
-
-    @staticmethod
-    def error(status: int, message: str = "fake error") -> Reply:
-        return error_reply(status, message)
-
-    @staticmethod
-    def malformed() -> Reply:
-        return Reply.malformed()
-
-    @staticmethod
-    def drop() -> Reply:
-        return Reply.dropped()
-
-    @staticmethod
     def slow(seconds: float, reply: GeminiReply | None = None) -> GeminiReply:
         """An answer (JSON or streamed) that starts ``seconds`` later, or when the fake stops."""
         answer = reply if reply is not None else GeminiReply(text="slow answer")
         return replace(answer, delay_s=seconds)
 
-    # -- serving ------------------------------------------------------------
-
-    def _check_key(self, request: RecordedRequest) -> Reply | None:
-        key = request.header("x-goog-api-key")
-        if key is None:
-            key = next(iter(_query(request).get("key", [])), None)
-        authorization = request.header("authorization") or ""
-        if key is None and authorization.lower().startswith("bearer "):
-            key = authorization[len("bearer ") :].strip()
-        if not key:
-            return error_reply(
-                401,
-                "Method doesn't allow unregistered callers. Please use an API key: the "
-                "x-goog-api-key header, the key query parameter or Authorization: Bearer.",
-            )
-        if self.api_keys is not None and key not in self.api_keys:
-            return error_reply(403, "The caller does not have permission (API key not valid).")
+    def _refusal(self, body: dict[str, Any]) -> str | None:
+        if not body.get("contents"):
+            return "* GenerateContentRequest.contents: contents is not specified"
         return None
 
-    def _generate(self, request: RecordedRequest, server: FakeHTTPServer) -> Reply:
-        path = urlsplit(request.path).path
-        model_name, _, method = path.rsplit("/", 1)[-1].partition(":")
-        try:
-            body = request.json()
-        except ValueError:
-            return error_reply(400, "Invalid JSON payload received.")
-        if not isinstance(body, dict):
-            return error_reply(400, "Invalid JSON payload: expected an object.")
-        if not body.get("contents"):
-            return error_reply(400, "* GenerateContentRequest.contents: contents is not specified")
-        item = server.next_scripted()
-        if item is None:
-            item = self.default
-        if isinstance(item, Reply):
-            return item
-        if not isinstance(item, GeminiReply):
-            return error_reply(500, f"fake script holds a {type(item).__name__}, not a reply")
-        model = item.model_version or model_name
-        if method == "streamGenerateContent":
-            chunks = list(_chunks(item, model))
-            if _query(request).get("alt") == ["sse"]:
-                reply = Reply.sse((None, chunk) for chunk in chunks)
-            else:
-                reply = Reply.json(200, chunks)
-        else:
-            reply = Reply.json(200, _response(item, model, item.parts(), item.finish_reason))
-        return reply.delayed(item.delay_s) if item.delay_s > 0 else reply
-
-
-def _query(request: RecordedRequest) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(request.path).query)
+    def _render(self, request: RecordedRequest, body: dict[str, Any], answer: GeminiReply) -> Reply:
+        model_name, _, method = urlsplit(request.path).path.rsplit("/", 1)[-1].partition(":")
+        model = answer.model_version or model_name
+        if method != "streamGenerateContent":
+            return Reply.json(200, _response(answer, model, answer.parts(), answer.finish_reason))
+        chunks = list(_chunks(answer, model))
+        if query(request).get("alt") == ["sse"]:
+            return Reply.sse((None, chunk) for chunk in chunks)
+        return Reply.json(200, chunks)
 
 
 def _usage(reply: GeminiReply) -> dict[str, int]:
@@ -300,22 +235,15 @@ def _response(
     return response
 
 
-def _pieces(text: str) -> Iterator[str]:
-    words = text.split(" ")
-    for start in range(0, len(words), _DELTA_WORDS):
-        piece = " ".join(words[start : start + _DELTA_WORDS])
-        yield piece if start + _DELTA_WORDS >= len(words) else piece + " "
-
-
 def _chunks(reply: GeminiReply, model: str) -> Iterator[dict[str, Any]]:
-    pieces = list(_pieces(reply.text)) if reply.text else []
+    texts = list(pieces(reply.text)) if reply.text else []
     calls = [part for part in reply.parts() if "functionCall" in part]
-    for number, piece in enumerate(pieces):
-        last = number == len(pieces) - 1 and not calls
+    for number, piece in enumerate(texts):
+        last = number == len(texts) - 1 and not calls
         yield _response(reply, model, [{"text": piece}], reply.finish_reason if last else None)
         if reply.stream_error is not None and number == 0:
             error = json.loads(error_reply(reply.stream_error, "stream failed").body)
             yield error
             return
-    if calls or not pieces:
+    if calls or not texts:
         yield _response(reply, model, calls, reply.finish_reason)

@@ -45,7 +45,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runtime.testing.fake_http import FakeHTTPServer, RecordedRequest, Reply
+from runtime.testing.fake_api import Dialect, FakeAPI, pieces
+from runtime.testing.fake_http import RecordedRequest, Reply
 
 __all__ = ["FakeOpenAI", "OpenAIReply", "ToolCall", "error_reply"]
 
@@ -62,7 +63,6 @@ _ERROR_TYPES: Mapping[int, tuple[str, str | None]] = {
     504: ("server_error", "timeout"),
 }
 _CREATED = 1_700_000_000
-_DELTA_WORDS = 3
 _ids = itertools.count(1)
 
 
@@ -131,8 +131,19 @@ def error_reply(status: int, message: str, *, headers: Mapping[str, str] | None 
     return Reply.json(status, payload, headers=headers)
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeAPI[OpenAIReply]):
     """The fake Chat Completions server; use it as a context manager."""
+
+    dialect = Dialect(
+        error_reply=error_reply,
+        key_header="api-key",
+        missing_key="You didn't provide an API key: use Authorization: Bearer <key> or api-key.",
+        wrong_key="Incorrect API key provided.",
+        not_json="We could not parse the JSON body of your request.",
+        not_object="The request body must be a JSON object.",
+        rate_limited="Rate limit reached for requests.",
+        server_error="The server had an error while processing your request.",
+    )
 
     def __init__(
         self,
@@ -140,70 +151,27 @@ class FakeOpenAI:
         api_keys: tuple[str, ...] | None = None,
         default: OpenAIReply | Reply | None = None,
     ) -> None:
-        self.api_keys = api_keys
-        self.default: OpenAIReply | Reply = (
-            default if default is not None else OpenAIReply(text="Hello from the fake API.")
+        greeting = OpenAIReply(text="Hello from the fake API.")
+        super().__init__(
+            name="fake-openai",
+            answer_type=OpenAIReply,
+            default=greeting if default is None else default,
+            api_keys=api_keys,
         )
-        self.server = FakeHTTPServer(name="fake-openai", gate=self._check_key)
-        self.server.route("POST", "/v1/chat/completions", self._completions)
-
-    # -- lifecycle ----------------------------------------------------------
-
-    def __enter__(self) -> FakeOpenAI:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.close()
+        self.server.route("POST", "/v1/chat/completions", self._respond)
 
     @property
     def base_url(self) -> str:
         """The server's URL with ``/v1``, the form ``OPENAI_BASE_URL`` takes."""
         return self.server.base_url + "/v1"
 
-    # -- script -------------------------------------------------------------
-
-    def script(self, *items: OpenAIReply | Reply) -> None:
-        """Queue answers (``OpenAIReply``) and faults (``Reply``), used in order."""
-        self.server.enqueue(*items)
-
     def reply(self, text: str | None = None, *tool_calls: ToolCall, **fields: Any) -> None:
         """Queue one answer; shorthand for ``script(OpenAIReply(...))``."""
         self.script(OpenAIReply(text=text, tool_calls=tool_calls, **fields))
 
-    @property
-    def requests(self) -> tuple[RecordedRequest, ...]:
-        return self.server.requests
-
-    def wait_requests(self, count: int, timeout: float) -> bool:
-        return self.server.wait_requests(count, timeout)
-
-    # -- faults -------------------------------------------------------------
-
-    @staticmethod
-    def rate_limited(retry_after_s: float | None = 1.0) -> Reply:
-        headers = {} if retry_after_s is None else {"retry-after": f"{retry_after_s:g}"}
-        return error_reply(429, "Rate limit reached for requests.", headers=headers)
-
     @staticmethod
     def unavailable() -> Reply:
         return error_reply(503, "The server is overloaded or not ready yet.")
-
-    @staticmethod
-    def server_error(status: int = 500) -> Reply:
-        return error_reply(status, "The server had an error while processing your request.")
-
-    @staticmethod
-    def error(status: int, message: str = "fake error") -> Reply:
-        return error_reply(status, message)
-
-    @staticmethod
-    def malformed() -> Reply:
-        return Reply.malformed()
-
-    @staticmethod
-    def drop() -> Reply:
-        return Reply.dropped()
 
     @staticmethod
     def slow(seconds: float, reply: OpenAIReply | None = None) -> OpenAIReply:
@@ -211,52 +179,22 @@ class FakeOpenAI:
         answer = reply if reply is not None else OpenAIReply(text="slow answer")
         return replace(answer, delay_s=seconds)
 
-    # -- serving ------------------------------------------------------------
-
-    def _check_key(self, request: RecordedRequest) -> Reply | None:
-        key = request.header("api-key")
-        authorization = request.header("authorization") or ""
-        if key is None and authorization.lower().startswith("bearer "):
-            key = authorization[len("bearer ") :].strip()
-        if not key:
-            return error_reply(
-                401,
-                "You didn't provide an API key: use Authorization: Bearer <key> or api-key.",
-            )
-        if self.api_keys is not None and key not in self.api_keys:
-            return error_reply(401, "Incorrect API key provided.")
-        return None
-
-    def _completions(self, request: RecordedRequest, server: FakeHTTPServer) -> Reply:
-        try:
-            body = request.json()
-        except ValueError:
-            return error_reply(400, "We could not parse the JSON body of your request.")
-        if not isinstance(body, dict):
-            return error_reply(400, "The request body must be a JSON object.")
+    def _refusal(self, body: dict[str, Any]) -> str | None:
         missing = [name for name in ("model", "messages") if not body.get(name)]
-        if missing:
-            return error_reply(400, f"Missing required parameter: '{missing[0]}'.")
-        item = server.next_scripted()
-        if item is None:
-            item = self.default
-        if isinstance(item, Reply):
-            return item
-        if not isinstance(item, OpenAIReply):
-            return error_reply(500, f"fake script holds a {type(item).__name__}, not a reply")
-        model = item.model or str(body["model"])
-        if body.get("stream"):
-            options = body.get("stream_options")
-            with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-            events: list[tuple[str | None, Any]] = [
-                (None, chunk) for chunk in _chunks(item, model, with_usage=with_usage)
-            ]
-            if item.stream_error is None:
-                events.append((None, "[DONE]"))
-            reply = Reply.sse(events)
-        else:
-            reply = Reply.json(200, _completion(item, model))
-        return reply.delayed(item.delay_s) if item.delay_s > 0 else reply
+        return f"Missing required parameter: '{missing[0]}'." if missing else None
+
+    def _render(self, request: RecordedRequest, body: dict[str, Any], answer: OpenAIReply) -> Reply:
+        model = answer.model or str(body["model"])
+        if not body.get("stream"):
+            return Reply.json(200, _completion(answer, model))
+        options = body.get("stream_options")
+        with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        events: list[tuple[str | None, Any]] = [
+            (None, chunk) for chunk in _chunks(answer, model, with_usage=with_usage)
+        ]
+        if answer.stream_error is None:
+            events.append((None, "[DONE]"))
+        return Reply.sse(events)
 
 
 def _completion(reply: OpenAIReply, model: str) -> dict[str, Any]:
@@ -282,13 +220,6 @@ def _completion(reply: OpenAIReply, model: str) -> dict[str, Any]:
     return completion
 
 
-def _pieces(text: str) -> Iterator[str]:
-    words = text.split(" ")
-    for start in range(0, len(words), _DELTA_WORDS):
-        piece = " ".join(words[start : start + _DELTA_WORDS])
-        yield piece if start + _DELTA_WORDS >= len(words) else piece + " "
-
-
 def _chunks(reply: OpenAIReply, model: str, *, with_usage: bool) -> Iterator[dict[str, Any]]:
     ident = f"chatcmpl-fake{next(_ids):06d}"
 
@@ -302,7 +233,7 @@ def _chunks(reply: OpenAIReply, model: str, *, with_usage: bool) -> Iterator[dic
         }
 
     yield chunk({"role": "assistant", "content": ""})
-    for number, piece in enumerate(_pieces(reply.text) if reply.text else ()):
+    for number, piece in enumerate(pieces(reply.text) if reply.text else ()):
         yield chunk({"content": piece})
         if reply.stream_error is not None and number == 0:
             yield {"error": {"message": "fake stream failure", "type": reply.stream_error}}
