@@ -191,7 +191,7 @@ class Agent:
         meta: dict[str, Any] = {
             "agent": {"decision": attempt.decision.to_json(), "session": request.session},
             "fallback_of": failed.id,
-            "fallback": plan.to_json(),
+            "fallback": {**plan.to_json(), "pipeline": loaded.workflow.name},
         }
         if plan.provider:
             meta["provider"] = plan.provider  # nested pipelines and steps without a provider too
@@ -235,7 +235,7 @@ class Agent:
         if attempt.fallback is not None:
             answer["fallback_used"] = {
                 **attempt.fallback.to_json(),
-                "pipeline": _pipeline_name(row),
+                "pipeline": (row.meta.get("fallback") or {}).get("pipeline", _pipeline_name(row)),
                 "failed_job": attempt.first_job,
             }
         if state in ("running", "accepted"):

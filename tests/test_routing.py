@@ -41,7 +41,7 @@ def test_the_shipped_routes_send_each_request_to_the_expected_pipeline(
 def test_a_decision_says_which_rule_matched_and_what_it_matched(table: RouteTable) -> None:
     decision = table.decide("Analyze runtime/")
     assert decision.rule == "keyword 'analyze'"
-    assert "matched keyword 'analyze' ('Analyze') of route 'analysis'" == decision.reason
+    assert decision.reason == "matched keyword 'analyze' ('Analyze') of route 'analysis'"
     assert table.decide("hello there").reason == "no rule matched; default"
 
 

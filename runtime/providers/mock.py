@@ -70,11 +70,13 @@ from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.errors import (
     AuthError,
     ConfigError,
+    MaxTurnsExceeded,
     Overloaded,
     ProviderError,
     ProviderTimeout,
     RateLimited,
     Rejected,
+    ToolNotAllowed,
     Unavailable,
 )
 from runtime.providers.base import FunctionCall, FunctionSpec, LLMRequest, LLMResponse, Usage
@@ -103,7 +105,14 @@ ENV_LATENCY_MS = "ELX_MOCK_LATENCY_MS"
 ENV_CALL_LOG = "ELX_MOCK_CALL_LOG"
 
 MockErrorName = Literal[
-    "timeout", "rate_limited", "overloaded", "auth", "bad_request", "unavailable"
+    "timeout",
+    "rate_limited",
+    "overloaded",
+    "auth",
+    "bad_request",
+    "unavailable",
+    "max_turns_exceeded",
+    "tool_not_allowed",
 ]
 
 _ERRORS: Mapping[str, tuple[type[ProviderError], int | None]] = {
@@ -113,6 +122,8 @@ _ERRORS: Mapping[str, tuple[type[ProviderError], int | None]] = {
     "auth": (AuthError, 401),
     "bad_request": (Rejected, 400),
     "unavailable": (Unavailable, 503),
+    "max_turns_exceeded": (MaxTurnsExceeded, None),
+    "tool_not_allowed": (ToolNotAllowed, None),
 }
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -445,6 +456,10 @@ class MockProvider:
             f"{self.name} provider: injected {failure.error} failure {nth} of {failure.times} "
             f"(match {failure.match!r}); later calls succeed"
         )
+        if failure.error == "max_turns_exceeded":
+            return MaxTurnsExceeded(message, max_turns=1, provider=self.name)
+        if failure.error == "tool_not_allowed":
+            return ToolNotAllowed(message, tool="Bash", provider=self.name)
         if error_type is RateLimited:
             return RateLimited(
                 message, provider=self.name, status=status, retry_after_s=failure.retry_after_s
