@@ -38,9 +38,14 @@ class ProviderWorker(pykka.ThreadingActor):
             step=request.step,
             detail=(("provider", self.provider_name),),
         )
+        abort = getattr(self._provider, "abort", None)
+        control = request.control
+        remove = control.on_cancel(abort) if control is not None and abort is not None else None
         try:
             return self._provider.complete(request)
         finally:
+            if remove is not None:
+                remove()
             with self._lock:
                 self._calls += 1
             self._status = WorkerStatus(detail=(("provider", self.provider_name),))

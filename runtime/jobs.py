@@ -35,7 +35,7 @@ from runtime.pipeline.events import RunEvent
 from runtime.pipeline.executor import RunResult, run_pipeline
 from runtime.pipeline.loader import load_pipeline
 from runtime.pipeline.models import Budget
-from runtime.providers.base import ProviderGateway
+from runtime.providers.base import CallControl, ProviderGateway
 from runtime.redaction import redact
 from runtime.timers import Timers
 
@@ -91,7 +91,7 @@ class _Live:
     """What the daemon knows of a job while it is queued or running."""
 
     job_id: str
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CallControl = field(default_factory=CallControl)
     done: threading.Event = field(default_factory=threading.Event)
     step: str | None = None
     started: bool = False

@@ -9,6 +9,7 @@ the workspace and nested execution.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections import ChainMap
@@ -20,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.clock import Clock
 from runtime.config import Settings
-from runtime.errors import BudgetExceeded, Cancelled, StepError
+from runtime.errors import BudgetExceeded, Cancelled, ElexirionError, StepError
 from runtime.pipeline.conditions import parse_condition
 from runtime.pipeline.models import Budget, StepSpec, Workflow
 from runtime.pipeline.templates import render_text, render_value
 from runtime.pipeline.workspace import Sandbox
-from runtime.providers.base import LLMRequest, LLMResponse, ProviderGateway
+from runtime.providers.base import CallControl, LLMRequest, LLMResponse, ProviderGateway
 
 if TYPE_CHECKING:
     from runtime.pipeline.events import RunEvent
@@ -188,7 +189,7 @@ class Run:
     global_vars: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     restored: dict[str, CheckpointRow] = field(default_factory=dict)
-    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_event: threading.Event = field(default_factory=CallControl)
     parent: Run | None = None
     depth: int = 0
     file_stack: tuple[Path, ...] = ()
@@ -424,7 +425,14 @@ class StepContext:
         left = self.remaining()
         if left is not None and (request.timeout_s is None or request.timeout_s > left):
             request = _with_timeout(request, left)
-        response = run.gateway.complete(request)
+        control = run.root.cancel_event
+        if isinstance(control, CallControl) and request.control is None:
+            request = dataclasses.replace(request, control=control)  # a cancel cuts the call
+        try:
+            response = run.gateway.complete(request)
+        except ElexirionError:
+            run.check_cancelled()  # the call failed because we cut it: report the cancel
+            raise
         run.account(response)
         if response.provider != request.provider and request.provider != "mock":
             run.notice(

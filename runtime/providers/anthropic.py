@@ -63,6 +63,8 @@ from runtime.providers.tools import BUILTIN_TOOLS, ToolBox, canonical_tool
 if TYPE_CHECKING:
     import anthropic
 
+    from runtime.providers.connections import AbortableConnections
+
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_MAX_TURNS",
@@ -126,6 +128,7 @@ class AnthropicProvider:
         self._key = environ.get(ENV_KEY) or None
         self._lock = threading.Lock()
         self._client: anthropic.Anthropic | None = None
+        self._connections: AbortableConnections | None = None
 
     # -- Provider protocol --------------------------------------------------
 
@@ -155,6 +158,12 @@ class AnthropicProvider:
         except _sdk_failures() as exc:
             raise self._error(exc, request) from exc
 
+    def abort(self) -> None:
+        """Cut the request in flight, if any (a cancelled job); the client stays usable."""
+        connections = self._connections
+        if connections is not None:
+            connections.abort()
+
     # -- the client ---------------------------------------------------------
 
     def _get_client(self) -> anthropic.Anthropic:
@@ -169,11 +178,15 @@ class AnthropicProvider:
             if self._client is None:
                 import anthropic
 
+                from runtime.providers.connections import AbortableConnections, abortable_client
+
+                self._connections = AbortableConnections()
                 self._client = anthropic.Anthropic(
                     api_key=self._key,
                     base_url=self.base_url,
                     max_retries=0,
                     timeout=self.default_timeout_s,
+                    http_client=abortable_client(self._connections, timeout=self.default_timeout_s),
                 )
             return self._client
 

@@ -8,7 +8,9 @@ subclasses, so retries and fallbacks classify every failure the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -52,6 +54,44 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+class CallControl(threading.Event):
+    """A cancel flag that also reaches calls in flight.
+
+    It is a ``threading.Event`` (``set``/``is_set``/``wait``); whoever runs a
+    call registers ``on_cancel(abort)`` for its duration, and ``set()`` runs
+    those callbacks at once, so a provider can cut its HTTP request instead of
+    waiting for an answer nobody will read.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], None]] = []
+        self._guard = threading.Lock()
+
+    def set(self) -> None:
+        with self._guard:
+            super().set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            with contextlib.suppress(Exception):  # an abort that fails must not stop the rest
+                callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` on cancel (now, if already cancelled); returns its remover."""
+        with self._guard:
+            if not self.is_set():
+                self._callbacks.append(callback)
+
+                def remove() -> None:
+                    with self._guard:
+                        if callback in self._callbacks:
+                            self._callbacks.remove(callback)
+
+                return remove
+        callback()
+        return lambda: None
+
+
 @dataclass(frozen=True, slots=True)
 class LLMRequest:
     """Everything a provider needs for one call.
@@ -82,6 +122,7 @@ class LLMRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     step: str | None = None
     workspace: str | None = None
+    control: CallControl | None = field(default=None, compare=False, repr=False)
 
     @property
     def wants_json(self) -> bool:

@@ -92,6 +92,8 @@ if TYPE_CHECKING:
     from google import genai
     from google.genai import errors as genai_errors, types
 
+    from runtime.providers.connections import AbortableConnections
+
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_PRICES",
@@ -186,6 +188,7 @@ class GeminiProvider:
         self._key = next((environ[n].strip() for n in ENV_KEYS if environ.get(n)), None) or None
         self._lock = threading.Lock()
         self._client: genai.Client | None = None
+        self._connections: AbortableConnections | None = None
 
     # -- Provider protocol --------------------------------------------------
 
@@ -213,6 +216,12 @@ class GeminiProvider:
         except _sdk_failures() as exc:
             raise self._error(exc, request) from self._cause(exc)
 
+    def abort(self) -> None:
+        """Cut the request in flight, if any (a cancelled job); the client stays usable."""
+        connections = self._connections
+        if connections is not None:
+            connections.abort()
+
     # -- the client ---------------------------------------------------------
 
     def _get_client(self) -> genai.Client:
@@ -227,6 +236,9 @@ class GeminiProvider:
                 from google import genai
                 from google.genai import types
 
+                from runtime.providers.connections import AbortableConnections, abortable_client
+
+                self._connections = AbortableConnections()
                 self._client = genai.Client(
                     api_key=self._key,
                     vertexai=False,
@@ -235,6 +247,9 @@ class GeminiProvider:
                         api_version=self.api_version,
                         timeout=_milliseconds(self.default_timeout_s),
                         retry_options=types.HttpRetryOptions(attempts=1),
+                        httpx_client=abortable_client(
+                            self._connections, timeout=self.default_timeout_s
+                        ),
                     ),
                 )
             return self._client

@@ -393,7 +393,11 @@ class MockProvider:
                     f"mock answer takes {latency:.3f} s, over the {limit:.3f} s timeout",
                     provider=self.name,
                 )
-            clock.sleep(latency)
+            if request.control is not None and clock is SYSTEM_CLOCK:
+                if request.control.wait(latency):  # cancelled: cut the "call" short
+                    raise Unavailable(f"{self.name} provider: the call was cut", provider=self.name)
+            else:
+                clock.sleep(latency)
         if fault is not None:
             raise fault
         text, data, calls = self._answer(request, haystack)

@@ -72,6 +72,8 @@ if TYPE_CHECKING:
     import openai
     from openai.types.chat import ChatCompletion
 
+    from runtime.providers.connections import AbortableConnections
+
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "NO_KEY", "OpenAICompatibleProvider"]
 
 ENV_KEY = "OPENAI_API_KEY"
@@ -140,6 +142,7 @@ class OpenAICompatibleProvider:
         self._key = environ.get(ENV_KEY) or None
         self._lock = threading.Lock()
         self._client: openai.OpenAI | None = None
+        self._connections: AbortableConnections | None = None
 
     # -- Provider protocol --------------------------------------------------
 
@@ -178,6 +181,12 @@ class OpenAICompatibleProvider:
         except _sdk_failures() as exc:
             raise self._error(exc, request) from self._cause(exc)
 
+    def abort(self) -> None:
+        """Cut the request in flight, if any (a cancelled job); the client stays usable."""
+        connections = self._connections
+        if connections is not None:
+            connections.abort()
+
     # -- the client ---------------------------------------------------------
 
     def _get_client(self) -> openai.OpenAI:
@@ -193,11 +202,15 @@ class OpenAICompatibleProvider:
             if self._client is None:
                 import openai
 
+                from runtime.providers.connections import AbortableConnections, abortable_client
+
+                self._connections = AbortableConnections()
                 self._client = openai.OpenAI(
                     api_key=key or NO_KEY,
                     base_url=self.base_url or DEFAULT_BASE_URL,
                     max_retries=0,
                     timeout=self.default_timeout_s,
+                    http_client=abortable_client(self._connections, timeout=self.default_timeout_s),
                 )
             return self._client
 

@@ -164,6 +164,8 @@ class ResilientProvider:
     ) -> LLMResponse:
         if deadline is None and request.timeout_s is not None:
             deadline = Deadline.after(self._clock, request.timeout_s)
+        if cancelled is None:
+            cancelled = request.control
         return call_with_retry(
             lambda: self._attempt(request, deadline, cancelled),
             self.retry,
@@ -188,6 +190,8 @@ class ResilientProvider:
                 try:
                     yield from self.provider.stream(request)
                 except ProviderError as error:
+                    if request.control is not None and request.control.is_set():
+                        raise  # we cut the call ourselves: not the provider's failure
                     reported = self._report_failure(error, permit)
                     raise
                 reported = self._report_success(permit)
@@ -230,6 +234,8 @@ class ResilientProvider:
                 try:
                     response = self.provider.complete(replace(request, timeout_s=timeout_s))
                 except ProviderError as error:
+                    if cancelled is not None and cancelled.is_set():
+                        raise  # we cut the call ourselves: not the provider's failure
                     reported = self._report_failure(error, permit)
                     raise
                 reported = self._report_success(permit)

@@ -183,6 +183,8 @@ def call_with_retry(
         try:
             return fn()
         except ProviderError as error:
+            if cancelled is not None and cancelled.is_set():
+                raise Cancelled(f"cancelled during attempt {attempt}: {error}") from error
             if error.attempt is None:
                 error.attempt = attempt
             delay = next_delay(policy, attempt, error, rng)
