@@ -291,9 +291,11 @@ class Agent:
     def _healthy(self) -> list[str]:
         """Providers that can take a request now, in preference order."""
         health = self.provider_health()
-        usable = [p for p in PROVIDER_ORDER if p == "mock" or self.settings.has_key(p)]
-        if not self.settings.allow_mock_fallback:
-            usable = [p for p in usable if p != "mock" or not health]
+        usable = [
+            p
+            for p in PROVIDER_ORDER
+            if (self.settings.has_key(p) if p != "mock" else self.settings.allow_mock_fallback)
+        ]
         return [p for p in usable if health.get(p, "closed") != "open"]
 
     def _classify(self, text: str, pipelines: list[str]) -> tuple[str, float]:

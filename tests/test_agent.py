@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from actors.pipeline_worker import PipelineWorker
 from runtime.agent import Agent, AskRequest
 from runtime.config import Settings
+from runtime.daemon import Daemon
 from runtime.jobs import JobManager
 from runtime.pipeline.models import Budget
 from runtime.providers.base import Provider
 from runtime.providers.gateway import LocalGateway
 from runtime.providers.mock import MockFailure, MockProvider, MockSettings
+from runtime.routing import Route, RouteTable
 from runtime.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,3 +200,53 @@ def test_a_job_over_its_token_budget_stops_keeps_its_partial_results_and_calls_n
     assert job.status == "budget_exceeded"
     assert list(job.result["steps"]) == ["scope"]
     assert job.result["usage"]["calls"] == 1
+
+
+class CrashingWorker(PipelineWorker):
+    """A pipeline worker that dies whenever its job runs `crashy.yaml`."""
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "run" and self._jobs.get(self.job_id).pipeline.endswith("crashy.yaml"):
+            raise RuntimeError("this worker dies every time")
+        return super().on_receive(message)
+
+
+def test_a_job_whose_worker_crash_loops_gets_the_pipelines_declared_fallback(
+    tmp_path: Path,
+) -> None:
+    """The job supervisor gives up (crash_loop); the agent runs the `fallback:` pipeline."""
+    (tmp_path / "steady.yaml").write_text(
+        "workflow:\n  name: steady\n  inputs:\n    request: {type: string}\n"
+        "  steps:\n    - {name: answer, type: claude, prompt: 'Steady: {{ inputs.request }}'}\n"
+    )
+    crashy = tmp_path / "crashy.yaml"
+    crashy.write_text(
+        "workflow:\n  name: crashy\n  fallback: steady.yaml\n  inputs:\n"
+        "    request: {type: string}\n  steps:\n    - {name: never, type: claude, prompt: x}\n"
+    )
+    settings = Settings.from_env({}).with_(
+        state_dir=tmp_path / "state",
+        workspace_dir=tmp_path / "workspace",
+        output_dir=tmp_path / "outputs",
+    )
+    ready = threading.Event()
+    daemon = Daemon(
+        settings, ROOT / "supervision.yaml", console=None, ready_line=lambda _: ready.set()
+    )
+    thread = threading.Thread(target=daemon.run, name="daemon-under-test")
+    thread.start()
+    try:
+        assert ready.wait(WAIT_S)
+        assert daemon.context is not None and daemon.context.agent is not None
+        agent = daemon.context.agent
+        daemon.context.jobs.worker_actor = CrashingWorker  # type: ignore[assignment]
+        agent.routes = RouteTable(routes=(Route(pipeline=str(crashy), keywords=("crash",)),))
+        answer = agent.ask(AskRequest("crash please")).result(WAIT_S * 3)
+    finally:
+        daemon.request_stop()
+        thread.join(WAIT_S)
+    assert answer["status"] == "completed", answer["error"]
+    assert answer["fallback_used"]["kind"] == "declared"
+    assert answer["fallback_used"]["failure"] == "crash_loop"
+    assert answer["fallback_used"]["pipeline"] == "steady"
+    assert answer["response"].startswith("[mock]")
