@@ -115,10 +115,13 @@ class DaemonProcess:
             self._lines.put(line.strip())
         self._lines.put(None)
 
-    def elx(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """Run `elx ARGS --state-dir STATE` and return what it printed and its exit code."""
+    def elx(
+        self, *args: str, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `elx ARGS --state-dir STATE` (``input`` on stdin); what it printed, its code."""
         return subprocess.run(
             [str(ELX), *args, "--state-dir", str(self.state_dir)],
+            input=input,
             capture_output=True,
             text=True,
             env=self.env,

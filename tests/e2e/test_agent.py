@@ -80,3 +80,24 @@ def test_a_thousand_concurrent_asks_are_all_answered(daemon: DaemonProcess) -> N
                 assert f"question {c}-{message['id']}" in answer["response"]
     assert len(answered) == CONNECTIONS * PER_CONNECTION
     assert set(answered.values()) == {"completed"}
+
+
+def test_elx_chat_answers_each_line_in_one_session_and_can_continue_it(
+    daemon: DaemonProcess,
+) -> None:
+    daemon.start()
+    first = daemon.elx("chat", input="what is a mailbox?\nanalyze the mailbox\n")
+    assert first.returncode == 0, first.stderr
+    session = re.search(r"session (s-[0-9a-f]+)", first.stderr)
+    assert session, first.stderr
+    assert (
+        "# what is a mailbox?" in first.stdout and "# Analysis: analyze the mailbox" in first.stdout
+    )
+    again = daemon.elx("chat", "--session", session.group(1), input="and a supervisor?\n")
+    assert again.returncode == 0, again.stderr
+    turns = daemon.elx_json("session", "show", session.group(1))["turns"]
+    assert [t["content"] for t in turns[::2]] == [
+        "what is a mailbox?",
+        "analyze the mailbox",
+        "and a supervisor?",
+    ]
