@@ -111,6 +111,16 @@ class Agent:
         self._pool.submit(self._guard, future, self._start, request, future)
         return future
 
+    def handle_request(
+        self,
+        text: str,
+        session_id: str | None = None,
+        context: str | None = None,
+        **options: Any,
+    ) -> Future[dict[str, Any]]:
+        """DESIGN.md's name for ``ask``: ``options`` are AskRequest's (wait, timeout_s, budget)."""
+        return self.ask(AskRequest(text, session=session_id, context=context, **options))
+
     def decide(self, text: str) -> Decision:
         """The routing decision for ``text``, with the providers' health at this moment."""
         decision = self.routes.decide(text, self._classify if self.gateway else None)

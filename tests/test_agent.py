@@ -20,6 +20,7 @@ from runtime.providers.gateway import LocalGateway
 from runtime.providers.mock import MockFailure, MockProvider, MockSettings
 from runtime.routing import Route, RouteTable
 from runtime.store import Store
+from runtime.testing import GateClock
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 20.0
@@ -250,3 +251,36 @@ def test_a_job_whose_worker_crash_loops_gets_the_pipelines_declared_fallback(
     assert answer["fallback_used"]["failure"] == "crash_loop"
     assert answer["fallback_used"]["pipeline"] == "steady"
     assert answer["response"].startswith("[mock]")
+
+
+def test_with_a_classifier_configured_an_unmatched_request_is_classified_by_an_llm(
+    make_house: Callable[..., House],
+) -> None:
+    house = make_house()
+    house.agent.routes = RouteTable.model_validate(
+        {
+            "routes": [{"pipeline": "analysis", "keywords": ["analyze"]}],
+            "default": "general",
+            "classifier": {"provider": "mock", "min_confidence": 0.0},
+        }
+    )
+    decision = house.agent.decide("is this design any good?")
+    assert "the classifier chose" in decision.reason
+    assert decision.pipeline in ("analysis", "general") and decision.score is not None
+    assert decision.health == {}
+
+
+def test_a_request_that_outlasts_its_timeout_is_answered_running_with_the_job_to_follow(
+    tmp_path: Path,
+) -> None:
+    gate = GateClock()
+    house = House(tmp_path, {"mock": MockProvider(MockSettings(latency_s=1.0, clock=gate))}, {})
+    try:
+        answer = house.agent.handle_request("how do mailboxes work?", timeout_s=0.05).result(WAIT_S)
+        assert answer["status"] == "running"
+        assert f"elx wait {answer['job_id']}" in answer["response"]
+        gate.gate.set()
+        assert house.jobs.wait(answer["job_id"], WAIT_S)["status"] == "completed"
+    finally:
+        gate.gate.set()
+        house.close()
