@@ -92,6 +92,7 @@ class DaemonApi:
             "subscribe": self.subscribe,
             "ask": self.ask,
             "session": self.session,
+            "stats": self.stats,
         }
 
     def __call__(self, request: Request, connection: Connection) -> Any:
@@ -301,6 +302,15 @@ class DaemonApi:
         }
 
     def metrics(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        """Counters, gauges and histograms; ``format: prometheus`` gives the text exposition."""
+        fmt = _param(params, "format", str, default="json")
+        if fmt not in ("json", "prometheus"):
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS, "param 'format' must be json or prometheus"
+            )
+        telemetry = self._refresh_gauges()
+        if fmt == "prometheus":
+            return {"text": telemetry.prometheus().decode() if telemetry else ""}
         usage = resource.getrusage(resource.RUSAGE_SELF)
         gateway = self.context.gateway
         providers: dict[str, Any] = {}
@@ -315,7 +325,68 @@ class DaemonApi:
             "max_rss_kib": usage.ru_maxrss,
             "rss_kib": _rss_kib(),
             "providers": providers,
+            "counters": telemetry.summary() if telemetry else {},
         }
+
+    def _refresh_gauges(self) -> Any:
+        telemetry = self.context.telemetry
+        if telemetry is None:
+            return None
+        counts = self.context.jobs.counts()
+        mailboxes: dict[str, int] = {}
+        root = self.context.root
+        if root is not None:
+            for child in root.tree().children:
+                depths = [n.mailbox_depth or 0 for n in child.walk()]
+                mailboxes[child.id] = max(depths) if depths else 0
+        gateway = self.context.gateway
+        telemetry.refresh_gauges(
+            running=counts.get("running_now", 0),
+            queued=counts.get("queued_now", 0),
+            breakers=gateway.breaker_states() if gateway is not None else {},
+            mailboxes=mailboxes,
+        )
+        return telemetry
+
+    def stats(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        """Per pipeline over a window: runs, success rate, latency percentiles, tokens, cost."""
+        from runtime.telemetry import percentile
+
+        pipeline = _param(params, "pipeline", str)
+        window = float(_param(params, "since_s", (int, float), default=86400.0))
+        if window <= 0:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, "param 'since_s' must be positive")
+        since = time.time() - window
+        runs = self.context.store.perf_runs(since, pipeline)
+        steps = self.context.store.perf_steps(since, pipeline)
+        by_pipeline: dict[str, list[dict[str, Any]]] = {}
+        for run in runs:
+            by_pipeline.setdefault(run["pipeline"], []).append(run)
+        out = []
+        for name, rows in sorted(by_pipeline.items()):
+            durations = [r["duration_ms"] for r in rows]
+            completed = sum(1 for r in rows if r["status"] == "completed")
+            cost = sum(r["cost_usd"] for r in rows)
+            step_rows = [s for s in steps if s["pipeline"] == name]
+            out.append(
+                {
+                    "pipeline": name,
+                    "runs": len(rows),
+                    "completed": completed,
+                    "success_rate": round(completed / len(rows), 4),
+                    "p50_ms": round(percentile(durations, 0.50), 1),
+                    "p95_ms": round(percentile(durations, 0.95), 1),
+                    "p99_ms": round(percentile(durations, 0.99), 1),
+                    "tokens": sum(r["tokens"] for r in rows),
+                    "cost_usd": round(cost, 6),
+                    "cost_per_run_usd": round(cost / len(rows), 6),
+                    "steps": len(step_rows),
+                    "step_p95_ms": round(
+                        percentile([s["duration_ms"] for s in step_rows], 0.95), 1
+                    ),
+                }
+            )
+        return {"since_s": window, "pipelines": out}
 
     def shutdown(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
         self.request_stop()

@@ -255,12 +255,29 @@ def register(main: click.Group) -> None:
             sys.exit(EXIT_DOWN)
 
     @main.command()
+    @click.option("--prometheus", is_flag=True, help="The Prometheus text format.")
     @state_dir_option
     @json_option
-    def metrics(state_dir: str, as_json: bool) -> None:
-        """Jobs by state, threads, memory and provider pools."""
-        data = _Remote(state_dir).call("metrics")
-        _print(data, as_json, lambda d: click.echo(json.dumps(d, indent=2)))
+    def metrics(prometheus: bool, state_dir: str, as_json: bool) -> None:
+        """Jobs, steps, provider calls, tokens, cost, breakers, restarts, memory."""
+        remote = _Remote(state_dir)
+        if prometheus:
+            click.echo(remote.call("metrics", {"format": "prometheus"})["text"], nl=False)
+            return
+        _print(remote.call("metrics"), as_json, _show_metrics)
+
+    @main.command()
+    @click.argument("pipeline", required=False)
+    @click.option("--since", default="24h", show_default=True, help="Window: 30m, 24h, 7d.")
+    @state_dir_option
+    @json_option
+    def stats(pipeline: str | None, since: str, state_dir: str, as_json: bool) -> None:
+        """Success rate, latency percentiles and cost per pipeline over a window."""
+        window = _duration_s(since)
+        params: dict[str, Any] = {"since_s": window}
+        if pipeline:
+            params["pipeline"] = pipeline
+        _print(_Remote(state_dir).call("stats", params), as_json, _show_stats)
 
     @main.command()
     @click.argument("text")
@@ -459,6 +476,128 @@ def _show_answer(answer: dict[str, Any]) -> None:
         parts.append(f"{fallback['kind']} fallback: {fallback['reason']}")
     click.secho(
         " · ".join(parts), fg="green" if answer["status"] == "completed" else None, err=True
+    )
+
+
+def _duration_s(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    raw = text.strip().lower()
+    try:
+        if raw and raw[-1] in units:
+            return float(raw[:-1]) * units[raw[-1]]
+        return float(raw)
+    except ValueError:
+        _die(f"--since {text!r}: use a number of seconds or 30m, 24h, 7d", EXIT_USAGE)
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _labels(series: str) -> str:
+    """`{provider="mock",outcome="ok"}` → `mock ok`."""
+    return " ".join(
+        part.split("=", 1)[1].strip('"') for part in series.strip("{}").split(",") if "=" in part
+    )
+
+
+def _show_metrics(data: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    console = Console()
+    jobs = data.get("jobs", {})
+    console.print(
+        f"up {data.get('uptime_s', 0):.0f} s · {data.get('threads', 0)} threads · "
+        f"RSS {data.get('rss_kib', 0) / 1024:.0f} MB · "
+        f"running {jobs.get('running_now', 0)} · queued {jobs.get('queued_now', 0)}"
+    )
+    counters = data.get("counters") or {}
+    job_rows = [[state, str(n)] for state, n in sorted(jobs.items()) if not state.endswith("_now")]
+    console.print(_table("jobs by state", ["state", "jobs"], job_rows))
+    provider_rows = []
+    calls = counters.get("provider_calls", {})
+    for name, pool in sorted((data.get("providers") or {}).items()):
+        ok = sum(v for k, v in calls.items() if f'provider="{name}"' in k and 'outcome="ok"' in k)
+        failed = sum(
+            v for k, v in calls.items() if f'provider="{name}"' in k and 'outcome="error"' in k
+        )
+        tokens = sum(v for k, v in counters.get("tokens", {}).items() if f'provider="{name}"' in k)
+        cost = sum(v for k, v in counters.get("cost_usd", {}).items() if f'provider="{name}"' in k)
+        provider_rows.append(
+            [
+                name,
+                pool.get("breaker", "?"),
+                pool.get("busy", "?"),
+                f"{ok:.0f}",
+                f"{failed:.0f}",
+                f"{tokens:.0f}",
+                f"${cost:.4f}",
+            ]
+        )
+    console.print(
+        _table(
+            "providers",
+            ["provider", "breaker", "busy", "calls ok", "errors", "tokens", "cost"],
+            provider_rows,
+        )
+    )
+    steps = counters.get("step_seconds", {})
+    if steps.get("count"):
+        mean_ms = steps["sum"] / steps["count"] * 1000
+        console.print(f"steps: {steps['count']:.0f} finished, mean {mean_ms:.1f} ms")
+    restarts = counters.get("restarts", {})
+    if restarts:
+        rows = [[_labels(k), f"{v:.0f}"] for k, v in sorted(restarts.items())]
+        console.print(_table("restarts by supervisor", ["supervisor", "restarts"], rows))
+    telemetry = counters.get("telemetry") or {}
+    if telemetry:
+        applied, dropped = telemetry.get("applied", 0), telemetry.get("dropped", 0)
+        console.print(f"telemetry: {applied} events, {dropped} dropped")
+
+
+def _show_stats(data: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    rows = [
+        [
+            p["pipeline"],
+            str(p["runs"]),
+            f"{p['success_rate'] * 100:.1f}%",
+            f"{p['p50_ms']:.0f}",
+            f"{p['p95_ms']:.0f}",
+            f"{p['p99_ms']:.0f}",
+            str(p["tokens"]),
+            f"${p['cost_usd']:.4f}",
+            f"${p['cost_per_run_usd']:.4f}",
+        ]
+        for p in data["pipelines"]
+    ]
+    if not rows:
+        click.echo(f"no finished jobs in the last {data['since_s']:.0f} s")
+        return
+    Console().print(
+        _table(
+            f"pipelines, last {data['since_s']:.0f} s",
+            [
+                "pipeline",
+                "runs",
+                "success",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "tokens",
+                "cost",
+                "per run",
+            ],
+            rows,
+        )
     )
 
 

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from runtime.jobs import JobManager
     from runtime.providers.pool import PoolGateway
     from runtime.supervision import RootHandle
+    from runtime.telemetry import Telemetry
+    from runtime.tracing import JobTracer
 
 VERSION = "0.1.0"
 TREE_EVENTS = frozenset(
@@ -65,6 +67,8 @@ class DaemonContext:
     gateway: PoolGateway | None = None
     _jobs: JobManager | None = None
     agent: Agent | None = None
+    telemetry: Telemetry | None = None
+    tracer: JobTracer | None = None
     api: Any = None
     ready: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -156,6 +160,13 @@ def configure_logging(
         _: Any, name: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         if event.get("event") in TREE_EVENTS:
+            telemetry = context.telemetry
+            if telemetry is not None:
+                from runtime.telemetry import from_tree_event
+
+                typed = from_tree_event(event)
+                if typed is not None:
+                    telemetry.emit(typed)
             with context.lock:
                 listeners = list(context.tree_listeners)
             payload = {"type": "tree", **{k: str(v) for k, v in event.items()}}
@@ -204,12 +215,14 @@ class Daemon:
         drain_timeout_s: float = 30.0,
         console: TextIO | None = sys.stderr,
         ready_line: Callable[[str], None] | None = None,
+        span_exporter: Any = None,
     ) -> None:
         self.settings = settings
         self.tree_file = tree_file
         self.drain_timeout_s = drain_timeout_s
         self.console = console
         self.ready_line = ready_line or (lambda text: print(text, flush=True))
+        self.span_exporter = span_exporter  # tests: an in-memory exporter turns tracing on
         self._lock = StateLock(settings.state_dir)
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -230,15 +243,23 @@ class Daemon:
             self._stopped.set()
 
     def _serve(self, started: float) -> None:
+        from runtime import tracing
         from runtime.agent import Agent
         from runtime.api import DaemonApi
         from runtime.jobs import JobManager
         from runtime.providers.pool import PoolGateway
         from runtime.supervision import boot
+        from runtime.telemetry import Telemetry, from_job_event
 
         remember_secrets(self.settings.environ)  # API keys of any shape are scrubbed from output
         store = Store(self.settings.database, durable=self.settings.durable_store)
         context = DaemonContext(settings=self.settings, store=store)
+        context.telemetry = Telemetry(
+            store=store,
+            retention_days=float(self.settings.environ.get("ELX_PERF_RETENTION_DAYS", "30")),
+        )
+        context.telemetry.start()
+        context.tracer = tracing.from_environment(self.settings.environ, self.span_exporter)
         context.api = DaemonApi(context, self.request_stop)
         self.context = context
         log_path, restore_logging = configure_logging(self.settings, context, self.console)
@@ -247,11 +268,25 @@ class Daemon:
         try:
             root = boot(self.tree_file)
             context.root = root
-            gateway = PoolGateway.from_tree(root.supervisor("providers"), self.settings)
+            gateway = PoolGateway.from_tree(
+                root.supervisor("providers"),
+                self.settings,
+                telemetry=context.telemetry.emit,
+                tracer=context.tracer,
+            )
             context.gateway = gateway
             pipelines = root.supervisor("pipelines")
             limit = pipelines.tree().max_children or 64
             context._jobs = JobManager(store, self.settings, gateway, pipelines, max_running=limit)
+            context._jobs.tracer = context.tracer
+            telemetry = context.telemetry
+
+            def to_telemetry(event: dict[str, Any]) -> None:
+                typed = from_job_event(event)
+                if typed is not None:
+                    telemetry.emit(typed)
+
+            context._jobs.add_listener(to_telemetry)
             context.agent = Agent(
                 context.jobs, store, self.settings, gateway, health=gateway.breaker_states
             )
@@ -280,6 +315,9 @@ class Daemon:
                 root.shutdown()
             if context.gateway is not None:
                 context.gateway.close()
+            context.telemetry.stop()
+            if context.tracer is not None:
+                context.tracer.shutdown()
             _set_context(None)
             store.close()
             self.log.info("daemon_stopped")

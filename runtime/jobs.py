@@ -42,6 +42,7 @@ from runtime.timers import Timers
 if TYPE_CHECKING:
     from runtime.store import JobRow, Store
     from runtime.supervision import JobOutcome, SupervisorHandle
+    from runtime.tracing import JobTracer
 
 log = structlog.get_logger("elexirion.jobs")
 
@@ -140,6 +141,7 @@ class JobManager:
         self._timers = Timers(name="elx-job-waits")
         self._starter = ThreadPoolExecutor(1, thread_name_prefix="elx-job-starter")
         self._recent: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.tracer: JobTracer | None = None  # set by the daemon when tracing is on
 
     # -- events -----------------------------------------------------------------
 
@@ -302,6 +304,8 @@ class JobManager:
             log.info("job_left_for_resume", job=job_id, status=row.status if row else None)
         elif row is not None and not JobState(row.status).final:
             if outcome.status is JobStatus.ESCALATED:
+                if self.tracer is not None:
+                    self.tracer.job_escalated(job_id, f"job-{job_id}")
                 error = {
                     "kind": "crash_loop",
                     "message": f"job {job_id} crashed repeatedly; its supervisor gave up "
@@ -335,26 +339,54 @@ class JobManager:
             raise ConfigError(f"no job {job_id}")
         if JobState(row.status).final or not self.store.mark_job_running(job_id):
             return None
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.job_started(job_id, Path(row.pipeline).stem, row.attempts + 1)
+        try:
+            result = self._execute(row)
+        except BaseException as exc:
+            if tracer is not None:
+                tracer.job_ended(job_id, "crashed", error=exc)
+            raise
+        if tracer is not None:
+            tracer.job_ended(job_id, result.status if result is not None else "running")
+        return result
+
+    def _execute(self, row: JobRow) -> RunResult | None:
+        job_id = row.id
         with self._lock:
             live = self._live.setdefault(job_id, _Live(job_id, started=True))
-        self._emit({"type": "job", "job": job_id, "status": "running", "attempt": row.attempts + 1})
+        self._emit(
+            {
+                "type": "job",
+                "job": job_id,
+                "status": "running",
+                "attempt": row.attempts + 1,
+                "pipeline": Path(row.pipeline).stem,
+            }
+        )
         loaded = load_pipeline(row.pipeline)
+        pipeline_name = loaded.workflow.name
         resume = self.store.get_run(job_id) is not None
+        tracer = self.tracer
 
         def on_event(event: RunEvent) -> None:
             if event.path:
                 live.step = event.path
-            self._emit(
-                {
-                    "type": "step",
-                    "job": job_id,
-                    "event": event.kind.value,
-                    "step": event.path,
-                    "step_type": event.step_type,
-                    "duration_ms": round(event.duration_ms, 3),
-                    "message": event.message,
-                }
-            )
+            data = {
+                "type": "step",
+                "job": job_id,
+                "event": event.kind.value,
+                "step": event.path,
+                "step_type": event.step_type,
+                "duration_ms": round(event.duration_ms, 3),
+                "message": event.message,
+                "pipeline": pipeline_name,
+                **event.meta,
+            }
+            if tracer is not None:
+                tracer.step_event(job_id, data)
+            self._emit(data)
 
         meta = row.meta or {}
         settings = self.settings

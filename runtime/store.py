@@ -79,6 +79,34 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX jobs_by_status ON jobs(status, priority DESC, created_at);
     """,
+    """
+    CREATE TABLE perf_runs (
+        job TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at REAL,
+        finished_at REAL NOT NULL,
+        duration_ms REAL NOT NULL,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        providers TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX perf_runs_by_pipeline ON perf_runs(pipeline, finished_at);
+    CREATE TABLE perf_steps (
+        job TEXT NOT NULL,
+        pipeline TEXT NOT NULL,
+        step TEXT NOT NULL,
+        step_type TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        duration_ms REAL NOT NULL,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        outcome TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX perf_steps_by_time ON perf_steps(at);
+    CREATE INDEX perf_steps_by_pipeline ON perf_steps(pipeline, at);
+    """,
 )
 
 FINAL_JOB_STATES = ("completed", "failed", "cancelled", "budget_exceeded")
@@ -387,6 +415,100 @@ class Store:
         with self._transaction() as conn:
             cursor = conn.execute("DELETE FROM session_turns WHERE session = ?", (session,))
         return cursor.rowcount
+
+    # -- performance record ------------------------------------------------------------
+
+    def record_step_perf(
+        self,
+        *,
+        job: str,
+        pipeline: str,
+        step: str,
+        step_type: str,
+        provider: str,
+        duration_ms: float,
+        tokens: int,
+        cost_usd: float,
+        outcome: str,
+    ) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO perf_steps (job, pipeline, step, step_type, provider, duration_ms,"
+                " tokens, cost_usd, outcome, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job,
+                    pipeline,
+                    step,
+                    step_type,
+                    provider,
+                    duration_ms,
+                    tokens,
+                    cost_usd,
+                    outcome,
+                    time.time(),
+                ),
+            )
+
+    def record_run_perf(self, job_id: str) -> None:
+        """Copy an ended job's duration, tokens, cost and providers into ``perf_runs``."""
+        row = self.get_job(job_id)
+        if row is None or row.finished_at is None:
+            return
+        run = row.result if isinstance(row.result, dict) else {}
+        usage = run.get("usage") or {}
+        started = row.started_at or row.created_at
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO perf_runs (job, pipeline, status, started_at,"
+                " finished_at, duration_ms, tokens, cost_usd, providers)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    Path(row.pipeline).stem,
+                    row.status,
+                    started,
+                    row.finished_at,
+                    (row.finished_at - started) * 1000,
+                    int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0),
+                    float(usage.get("cost_usd") or 0.0),
+                    ",".join(run.get("providers") or []),
+                ),
+            )
+
+    def prune_perf(self, before: float) -> int:
+        """Forget performance records older than ``before`` (retention); how many went."""
+        with self._transaction() as conn:
+            runs = conn.execute("DELETE FROM perf_runs WHERE finished_at < ?", (before,))
+            steps = conn.execute("DELETE FROM perf_steps WHERE at < ?", (before,))
+        return runs.rowcount + steps.rowcount
+
+    def perf_runs(self, since: float, pipeline: str | None = None) -> list[dict[str, Any]]:
+        query = (
+            "SELECT pipeline, status, duration_ms, tokens, cost_usd, providers FROM perf_runs"
+            " WHERE finished_at >= ?"
+        )
+        args: tuple[Any, ...] = (since,)
+        if pipeline is not None:
+            query += " AND pipeline = ?"
+            args = (since, pipeline)
+        with self._lock:
+            rows = self._conn.execute(query, args).fetchall()
+        keys = ("pipeline", "status", "duration_ms", "tokens", "cost_usd", "providers")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def perf_steps(self, since: float, pipeline: str | None = None) -> list[dict[str, Any]]:
+        query = (
+            "SELECT pipeline, step, step_type, provider, duration_ms, outcome FROM perf_steps"
+            " WHERE at >= ?"
+        )
+        args: tuple[Any, ...] = (since,)
+        if pipeline is not None:
+            query += " AND pipeline = ?"
+            args = (since, pipeline)
+        with self._lock:
+            rows = self._conn.execute(query, args).fetchall()
+        keys = ("pipeline", "step", "step_type", "provider", "duration_ms", "outcome")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     # -- jobs ---------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workers import CrashingWorker
 
-from actors.pipeline_worker import PipelineWorker
 from runtime.agent import Agent, AskRequest
 from runtime.config import Settings
 from runtime.daemon import Daemon
@@ -201,15 +201,6 @@ def test_a_job_over_its_token_budget_stops_keeps_its_partial_results_and_calls_n
     assert job.status == "budget_exceeded"
     assert list(job.result["steps"]) == ["scope"]
     assert job.result["usage"]["calls"] == 1
-
-
-class CrashingWorker(PipelineWorker):
-    """A pipeline worker that dies whenever its job runs `crashy.yaml`."""
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "run" and self._jobs.get(self.job_id).pipeline.endswith("crashy.yaml"):
-            raise RuntimeError("this worker dies every time")
-        return super().on_receive(message)
 
 
 def test_a_job_whose_worker_crash_loops_gets_the_pipelines_declared_fallback(

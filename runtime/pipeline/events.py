@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class EventKind(StrEnum):
@@ -27,3 +29,4 @@ class RunEvent:
     duration_ms: float = 0.0
     attempt: int = 0
     message: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)  # providers, tokens, cost_usd

@@ -352,6 +352,7 @@ def execute_step(step: StepSpec, scope: Scope) -> StepRecord:
     policy = step.retry or defaults.retry or RetryPolicy(max_attempts=1)
     run.emit(RunEvent(EventKind.STEP_STARTED, run.root.id, path, step.type, run.depth))
     started = time.perf_counter()
+    spent = (run.usage.tokens, run.usage.cost_usd)
     attempt = 0
     while True:
         attempt += 1
@@ -380,14 +381,14 @@ def execute_step(step: StepSpec, scope: Scope) -> StepRecord:
                 )
                 _wait(run, delay)
                 continue
-            return _failed(step, ctx, scope, key, exc, started, attempt)
+            return _failed(step, ctx, scope, key, exc, started, attempt, spent)
         except Exception as exc:  # a bug in a step runner: report it as a step failure
             wrapped = StepError(
                 f"step '{step.name}' crashed: {type(exc).__name__}: {exc}",
                 step=path,
                 cause=exc,
             )
-            return _failed(step, ctx, scope, key, wrapped, started, attempt)
+            return _failed(step, ctx, scope, key, wrapped, started, attempt, spent)
     duration = (time.perf_counter() - started) * 1000
     record = StepRecord(
         step.name, path, step.type, StepStatus.COMPLETED, value, ctx.meta, None, duration
@@ -399,7 +400,13 @@ def execute_step(step: StepSpec, scope: Scope) -> StepRecord:
     _finish(record, scope, key)
     run.emit(
         RunEvent(
-            EventKind.STEP_FINISHED, run.root.id, path, step.type, run.depth, duration_ms=duration
+            EventKind.STEP_FINISHED,
+            run.root.id,
+            path,
+            step.type,
+            run.depth,
+            duration_ms=duration,
+            meta=_step_usage(run, ctx, spent),
         )
     )
     run.check_budget()
@@ -414,6 +421,7 @@ def _failed(
     exc: ElexirionError,
     started: float,
     attempts: int,
+    spent: tuple[int, float] = (0, 0.0),
 ) -> StepRecord:
     run = scope.run
     duration = (time.perf_counter() - started) * 1000
@@ -430,6 +438,7 @@ def _failed(
             run.depth,
             duration_ms=duration,
             message=exc.message,
+            meta=_step_usage(run, ctx, spent),
         )
     )
     if step.on_error:
@@ -477,6 +486,15 @@ def _wait(run: Run, seconds: float) -> None:
     else:
         run.clock.sleep(seconds)
     run.check_cancelled()
+
+
+def _step_usage(run: Run, ctx: StepContext, spent: tuple[int, float]) -> dict[str, Any]:
+    """What a step used: its providers, and the run's tokens and cost since it started."""
+    return {
+        "providers": list(ctx.meta.get("providers") or ()),
+        "tokens": run.usage.tokens - spent[0],
+        "cost_usd": round(run.usage.cost_usd - spent[1], 8),
+    }
 
 
 def _short(value: Any) -> str:

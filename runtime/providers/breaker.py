@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Self
@@ -146,9 +146,17 @@ class BreakerSnapshot:
 class CircuitBreaker:
     """One provider's breaker; every method is safe to call from many threads."""
 
-    def __init__(self, config: BreakerConfig, clock: Clock, *, provider: str) -> None:
+    def __init__(
+        self,
+        config: BreakerConfig,
+        clock: Clock,
+        *,
+        provider: str,
+        on_change: Callable[[str, BreakerState], None] | None = None,
+    ) -> None:
         self.config = config
         self.provider = provider
+        self.on_change = on_change  # called with (provider, new state); must not block
         self._clock = clock
         self._lock = threading.Lock()
         self._state = BreakerState.CLOSED
@@ -273,6 +281,8 @@ class CircuitBreaker:
 
     def _move(self, target: BreakerState) -> None:
         self._state = transition(f"breaker for {self.provider}", self._state, target)
+        if self.on_change is not None:
+            self.on_change(self.provider, target)
         self._epoch += 1
         self._probes_started = self._probes_in_flight = self._probes_passed = 0
         if target is not BreakerState.OPEN:

@@ -11,11 +11,12 @@ pool in its breaker, rate limiter, bulkhead and retry policy
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.config import Settings, canonical_provider
@@ -24,14 +25,15 @@ from runtime.errors import (
     CallTimeout,
     ChildNotRunning,
     ConfigError,
+    ElexirionError,
     ProviderTimeout,
     Unavailable,
 )
 from runtime.providers.base import LLMRequest, LLMResponse
-from runtime.providers.breaker import BreakerConfig, CircuitBreaker
+from runtime.providers.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from runtime.providers.rate_limit import RateLimitConfig, RateLimiter
 from runtime.providers.resilient import FallbackChain, PoolFull, ResilientProvider
-from runtime.providers.retry import RetryPolicy
+from runtime.providers.retry import RetryEvent, RetryPolicy
 
 if TYPE_CHECKING:
     from runtime.supervision import ChildHandle, SupervisorHandle
@@ -132,9 +134,13 @@ class PoolGateway:
         *,
         policies: Mapping[str, PoolPolicy] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        telemetry: Callable[[Any], Any] | None = None,
+        tracer: Any = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
+        self._telemetry = telemetry  # runtime.telemetry.Telemetry.emit; never blocks
+        self.tracer = tracer  # runtime.tracing.JobTracer, or None
         self._providers: dict[str, ResilientProvider] = {}
         self._pools = dict(pools)
         for name, pool in pools.items():
@@ -142,12 +148,14 @@ class PoolGateway:
             self._providers[name] = ResilientProvider(
                 pool,
                 policy.retry,
-                CircuitBreaker(policy.breaker, clock, provider=name),
+                CircuitBreaker(policy.breaker, clock, provider=name, on_change=self._breaker_moved),
                 RateLimiter(policy.rate_limit, clock, provider=name),
                 bulkhead_size=pool.size,
                 clock=clock,
+                on_retry=functools.partial(self._retried, name),
             )
             _publish(name, self._detail_source(name))
+        self._down: dict[str, tuple[str, ...]] = {}  # provider → backups taking its traffic
 
     @classmethod
     def from_tree(
@@ -157,6 +165,8 @@ class PoolGateway:
         *,
         policies: Mapping[str, PoolPolicy] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        telemetry: Callable[[Any], Any] | None = None,
+        tracer: Any = None,
     ) -> PoolGateway:
         """One pool per child of the ``providers`` supervisor, workers in order."""
         pools: dict[str, ProviderPool] = {}
@@ -164,7 +174,9 @@ class PoolGateway:
             pool_supervisor = providers.supervisor(info.id)
             workers = [pool_supervisor.child(w.id) for w in pool_supervisor.which_children()]
             pools[canonical_provider(info.id)] = ProviderPool(info.id, workers)
-        return cls(pools, settings, policies=policies, clock=clock)
+        return cls(
+            pools, settings, policies=policies, clock=clock, telemetry=telemetry, tracer=tracer
+        )
 
     def close(self) -> None:
         for name in self._providers:
@@ -173,6 +185,35 @@ class PoolGateway:
     @property
     def names(self) -> list[str]:
         return sorted(self._providers)
+
+    # -- health actions ---------------------------------------------------------------
+
+    def use_backups(self, provider: str, backups: Sequence[str]) -> None:
+        """Send ``provider``'s traffic to ``backups`` (in order) until ``restore``."""
+        self._down[canonical_provider(provider)] = tuple(backups)
+
+    def restore(self, provider: str) -> None:
+        self._down.pop(canonical_provider(provider), None)
+
+    @property
+    def rerouted(self) -> dict[str, tuple[str, ...]]:
+        return dict(self._down)
+
+    # -- telemetry --------------------------------------------------------------------
+
+    def _breaker_moved(self, provider: str, state: BreakerState) -> None:
+        if self._telemetry is not None:
+            from runtime.telemetry import BreakerChanged
+
+            self._telemetry(BreakerChanged(provider, state.value))
+
+    def _retried(self, provider: str, event: RetryEvent) -> None:
+        if self._telemetry is not None:
+            from runtime.telemetry import ProviderRetry
+
+            self._telemetry(
+                ProviderRetry(provider, event.attempt, event.error.kind.value, event.delay_s)
+            )
 
     def breaker_states(self) -> dict[str, str]:
         """Each provider's breaker now: closed, open or half_open."""
@@ -221,13 +262,72 @@ class PoolGateway:
                 "fallback is off (ELX_MOCK_FALLBACK=0)",
                 provider=first,
             )
+        chain = self._reroute(chain)
         plain = replace(request, fallbacks=())
+        started = self._clock.now()
+        try:
+            if self.tracer is not None:
+                with self.tracer.provider_call(chain[0], request.model):
+                    response = self._call(chain, plain)
+            else:
+                response = self._call(chain, plain)
+        except ElexirionError as error:
+            self._record_call(chain[0], started, None, error, request)
+            raise
+        self._record_call(response.provider, started, response, None, request)
+        return response
+
+    def _call(self, chain: list[str], request: LLMRequest) -> LLMResponse:
         if len(chain) == 1:
-            return self._providers[chain[0]].complete(replace(plain, provider=chain[0]))
+            return self._providers[chain[0]].complete(replace(request, provider=chain[0]))
         result = FallbackChain(
             [(name, self._providers[name]) for name in chain], clock=self._clock
-        ).complete(plain)
+        ).complete(request)
         return result.response
+
+    def _reroute(self, chain: list[str]) -> list[str]:
+        """A provider the health monitor marked down hands its place to its backups."""
+        if not self._down:
+            return chain
+        out: list[str] = []
+        for name in chain:
+            backups = self._down.get(name)
+            for candidate in (*backups, name) if backups else (name,):
+                usable = self._usable(candidate)
+                if usable is not None and usable not in out:
+                    out.append(usable)
+        return out or chain
+
+    def _record_call(
+        self,
+        provider: str,
+        started: float,
+        response: LLMResponse | None,
+        error: ElexirionError | None,
+        request: LLMRequest,
+    ) -> None:
+        if self._telemetry is None:
+            return
+        from runtime.telemetry import ProviderCall
+
+        duration = self._clock.now() - started
+        if response is not None:
+            event = ProviderCall(
+                provider,
+                duration,
+                "ok",
+                response.model,
+                response.usage.input_tokens,
+                response.usage.output_tokens,
+                response.cost_usd,
+            )
+        else:
+            cut = request.control is not None and request.control.is_set()
+            kind = error.kind.value if error is not None else "error"
+            event = ProviderCall(
+                provider, duration, "cancelled" if cut else "error", error_kind="" if cut else kind
+            )
+        self._telemetry(event)
 
 
 __all__ = ["PoolGateway", "PoolPolicy", "ProviderPool", "pool_detail"]

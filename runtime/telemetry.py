@@ -1,0 +1,506 @@
+"""Telemetry: typed events in, metrics and a performance record out, never in anyone's way.
+
+Anything in the daemon calls ``Telemetry.emit(event)`` with one of the typed
+events below. ``emit`` puts the event on a bounded queue and returns at once;
+when the queue is full the event is dropped and counted
+(``elx_telemetry_dropped_total``), so a flood never blocks a job, a provider
+call or a supervisor. One consumer thread applies events to the metrics (a
+private prometheus-client registry), records each finished step and job in
+the store's performance tables, and passes events to sinks (the tracer, the
+health monitor). ``prometheus()`` is the text exposition; ``series()`` is the
+same numbers as a flat ``{name{labels}: value}`` mapping for alert rules;
+``summary()`` is the table `elx metrics` prints.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from runtime.store import Store
+
+log = structlog.get_logger("elexirion.telemetry")
+
+DEFAULT_CAPACITY = 10_000
+BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+HEALTH_VALUES = {"healthy": 0, "degraded": 1, "critical": 2}
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+FINAL_JOB_STATES = frozenset({"completed", "failed", "cancelled", "budget_exceeded"})
+
+
+# -- the events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobChanged:
+    job: str
+    status: str
+    pipeline: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone:
+    job: str
+    step: str
+    step_type: str
+    duration_s: float
+    outcome: str  # completed | failed
+    provider: str = ""
+    tokens: int = 0
+    cost_usd: float = 0.0
+    pipeline: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCall:
+    provider: str
+    duration_s: float
+    outcome: str  # ok | error | cancelled
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    error_kind: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRetry:
+    provider: str
+    attempt: int
+    kind: str
+    delay_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerChanged:
+    provider: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildEvent:
+    supervisor: str
+    child: str
+    what: str  # started | exited | restarted | restart_failed
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    supervisor: str
+    child: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChanged:
+    status: str
+    issues: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizerRun:
+    pipeline: str
+    outcome: str
+    duration_s: float = 0.0
+
+
+TelemetryEvent = (
+    JobChanged
+    | StepDone
+    | ProviderCall
+    | ProviderRetry
+    | BreakerChanged
+    | ChildEvent
+    | Escalation
+    | HealthChanged
+    | OptimizerRun
+)
+Sink = Callable[[TelemetryEvent], None]
+
+
+# -- the metrics ----------------------------------------------------------------------------
+
+
+class Metrics:
+    """The daemon's metrics in their own registry (tests and daemons never share one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.jobs = Counter("elx_jobs", "Jobs that reached a state", ["status"], registry=r)
+        self.jobs_running = Gauge("elx_jobs_running", "Jobs running now", registry=r)
+        self.queue_depth = Gauge("elx_job_queue_depth", "Jobs waiting for a slot", registry=r)
+        self.steps = Counter(
+            "elx_steps", "Steps finished", ["type", "provider", "outcome"], registry=r
+        )
+        self.step_seconds = Histogram(
+            "elx_step_duration_seconds",
+            "Step latency",
+            ["type", "provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.provider_calls = Counter(
+            "elx_provider_calls", "Provider calls", ["provider", "outcome"], registry=r
+        )
+        self.provider_seconds = Histogram(
+            "elx_provider_call_duration_seconds",
+            "Provider call latency",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.provider_errors = Counter(
+            "elx_provider_errors", "Provider errors by kind", ["provider", "kind"], registry=r
+        )
+        self.provider_retries = Counter(
+            "elx_provider_retries", "Provider retries", ["provider"], registry=r
+        )
+        self.tokens = Counter("elx_tokens", "Tokens used", ["provider", "direction"], registry=r)
+        self.cost = Counter("elx_cost_usd", "Cost in US dollars", ["provider"], registry=r)
+        self.breaker = Gauge(
+            "elx_breaker_state", "0 closed, 1 half open, 2 open", ["provider"], registry=r
+        )
+        self.restarts = Counter(
+            "elx_restarts", "Child restarts by supervisor", ["supervisor"], registry=r
+        )
+        self.escalations = Counter(
+            "elx_escalations", "Supervisors that gave up", ["supervisor"], registry=r
+        )
+        self.mailbox = Gauge(
+            "elx_mailbox_depth", "Deepest mailbox under each top child", ["child"], registry=r
+        )
+        self.rss = Gauge("elx_process_rss_bytes", "Resident memory of the daemon", registry=r)
+        self.health = Gauge("elx_health_status", "0 healthy, 1 degraded, 2 critical", registry=r)
+        self.dropped = Counter(
+            "elx_telemetry_dropped", "Telemetry events dropped (queue full)", registry=r
+        )
+        self.telemetry_queue = Gauge(
+            "elx_telemetry_queue_depth", "Telemetry events waiting", registry=r
+        )
+        self.optimizer_runs = Counter(
+            "elx_optimizer_runs", "Optimizer runs", ["outcome"], registry=r
+        )
+
+    def apply(self, event: TelemetryEvent) -> None:
+        if isinstance(event, JobChanged):
+            self.jobs.labels(event.status).inc()
+        elif isinstance(event, StepDone):
+            provider = event.provider or "none"
+            self.steps.labels(event.step_type, provider, event.outcome).inc()
+            self.step_seconds.labels(event.step_type, provider).observe(event.duration_s)
+        elif isinstance(event, ProviderCall):
+            self.provider_calls.labels(event.provider, event.outcome).inc()
+            self.provider_seconds.labels(event.provider).observe(event.duration_s)
+            if event.error_kind:
+                self.provider_errors.labels(event.provider, event.error_kind).inc()
+            if event.input_tokens:
+                self.tokens.labels(event.provider, "input").inc(event.input_tokens)
+            if event.output_tokens:
+                self.tokens.labels(event.provider, "output").inc(event.output_tokens)
+            if event.cost_usd:
+                self.cost.labels(event.provider).inc(event.cost_usd)
+        elif isinstance(event, ProviderRetry):
+            self.provider_retries.labels(event.provider).inc()
+        elif isinstance(event, BreakerChanged):
+            self.breaker.labels(event.provider).set(BREAKER_VALUES.get(event.state, 0))
+        elif isinstance(event, ChildEvent):
+            if event.what == "restarted":
+                self.restarts.labels(event.supervisor).inc()
+        elif isinstance(event, Escalation):
+            self.escalations.labels(event.supervisor).inc()
+        elif isinstance(event, HealthChanged):
+            self.health.set(HEALTH_VALUES.get(event.status, 0))
+        elif isinstance(event, OptimizerRun):
+            self.optimizer_runs.labels(event.outcome).inc()
+
+
+# -- the pipeline of events -----------------------------------------------------------------
+
+
+@dataclass
+class _Counts:
+    emitted: int = 0
+    dropped: int = 0
+    applied: int = 0
+    sink_failures: int = 0
+
+
+@dataclass
+class Telemetry:
+    """The event queue, its consumer thread, the metrics and the performance record."""
+
+    store: Store | None = None
+    capacity: int = DEFAULT_CAPACITY
+    retention_days: float = 30.0
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        self._queue: queue.Queue[TelemetryEvent | None] = queue.Queue(self.capacity)
+        self._counts = _Counts()
+        self._lock = threading.Lock()
+        self._sinks: list[Sink] = []
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0
+        self._last_prune = 0.0
+
+    # -- emitting (any thread, never blocks) -----------------------------------------------
+
+    def emit(self, event: TelemetryEvent) -> bool:
+        """Queue ``event``; False (and counted) if the queue is full."""
+        with self._lock:
+            self._counts.emitted += 1
+            self._pending += 1
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            with self._lock:
+                self._counts.dropped += 1
+                self._pending -= 1
+                self._idle.notify_all()
+            self.metrics.dropped.inc()
+            return False
+        return True
+
+    def add_sink(self, sink: Sink) -> Callable[[], None]:
+        with self._lock:
+            self._sinks.append(sink)
+
+        def remove() -> None:
+            with self._lock:
+                if sink in self._sinks:
+                    self._sinks.remove(sink)
+
+        return remove
+
+    # -- the consumer ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="elx-telemetry", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Apply what is queued, then stop the consumer."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(None)
+        thread.join(timeout)
+        self._thread = None
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every event emitted so far has been applied (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                return
+            self._apply(event)
+
+    def _apply(self, event: TelemetryEvent) -> None:
+        try:
+            self.metrics.apply(event)
+            if self.store is not None:
+                self._record(event)
+            with self._lock:
+                sinks = list(self._sinks)
+            for sink in sinks:
+                try:
+                    sink(event)
+                except Exception as exc:  # a sink's failure is its own
+                    with self._lock:
+                        self._counts.sink_failures += 1
+                    log.warning("telemetry_sink_failed", error=str(exc))
+        except Exception as exc:
+            log.error("telemetry_event_failed", event=type(event).__name__, error=str(exc))
+        finally:
+            with self._lock:
+                self._counts.applied += 1
+                self._pending -= 1
+                if self._pending <= 0:
+                    self._idle.notify_all()
+
+    def _record(self, event: TelemetryEvent) -> None:
+        assert self.store is not None
+        if isinstance(event, StepDone):
+            self.store.record_step_perf(
+                job=event.job,
+                pipeline=event.pipeline,
+                step=event.step,
+                step_type=event.step_type,
+                provider=event.provider,
+                duration_ms=event.duration_s * 1000,
+                tokens=event.tokens,
+                cost_usd=event.cost_usd,
+                outcome=event.outcome,
+            )
+        elif isinstance(event, JobChanged) and event.status in FINAL_JOB_STATES:
+            self.store.record_run_perf(event.job)
+            now = time.time()
+            if now - self._last_prune > 3600:
+                self._last_prune = now
+                self.store.prune_perf(now - self.retention_days * 86400)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            c = self._counts
+            return {
+                "emitted": c.emitted,
+                "dropped": c.dropped,
+                "applied": c.applied,
+                "sink_failures": c.sink_failures,
+                "queued": self._queue.qsize(),
+            }
+
+    def refresh_gauges(self, **values: Any) -> None:
+        """Set point-in-time gauges the daemon reads when asked (queue, RSS, mailboxes)."""
+        m = self.metrics
+        if "running" in values:
+            m.jobs_running.set(values["running"])
+        if "queued" in values:
+            m.queue_depth.set(values["queued"])
+        if "breakers" in values:
+            for provider, state in dict(values["breakers"]).items():
+                m.breaker.labels(provider).set(BREAKER_VALUES.get(state, 0))
+        if "mailboxes" in values:
+            for child, depth in dict(values["mailboxes"]).items():
+                m.mailbox.labels(child).set(depth)
+        m.rss.set(values.get("rss_bytes", process_rss_bytes()))
+        m.telemetry_queue.set(self._queue.qsize())
+
+    def prometheus(self) -> bytes:
+        return generate_latest(self.metrics.registry)
+
+    def series(self) -> dict[str, float]:
+        """Every sample as ``name{label="v",...}`` → value (labels sorted)."""
+        out: dict[str, float] = {}
+        for family in self.metrics.registry.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = float(sample.value)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers `elx metrics` shows, grouped for a table."""
+        series = self.series()
+
+        def pick(prefix: str) -> dict[str, float]:
+            return {k[len(prefix) :]: v for k, v in series.items() if k.startswith(prefix)}
+
+        return {
+            "jobs": pick("elx_jobs_total"),
+            "steps": pick("elx_steps_total"),
+            "step_seconds": {
+                "sum": sum(pick("elx_step_duration_seconds_sum").values()),
+                "count": sum(pick("elx_step_duration_seconds_count").values()),
+            },
+            "provider_calls": pick("elx_provider_calls_total"),
+            "provider_errors": pick("elx_provider_errors_total"),
+            "provider_retries": pick("elx_provider_retries_total"),
+            "tokens": pick("elx_tokens_total"),
+            "cost_usd": pick("elx_cost_usd_total"),
+            "breakers": pick("elx_breaker_state"),
+            "restarts": pick("elx_restarts_total"),
+            "escalations": pick("elx_escalations_total"),
+            "telemetry": self.counts(),
+        }
+
+
+def from_job_event(event: Mapping[str, Any]) -> TelemetryEvent | None:
+    """The job manager's event dicts (see runtime.jobs) as typed telemetry events."""
+    kind = event.get("type")
+    if kind == "job":
+        return JobChanged(str(event["job"]), str(event["status"]), str(event.get("pipeline", "")))
+    if kind == "step" and event.get("event") in ("step_finished", "step_failed"):
+        providers = list(event.get("providers") or [])
+        return StepDone(
+            job=str(event["job"]),
+            step=str(event.get("step", "")),
+            step_type=str(event.get("step_type", "")),
+            duration_s=float(event.get("duration_ms") or 0.0) / 1000,
+            outcome="completed" if event["event"] == "step_finished" else "failed",
+            provider=providers[0] if providers else "",
+            tokens=int(event.get("tokens") or 0),
+            cost_usd=float(event.get("cost_usd") or 0.0),
+            pipeline=str(event.get("pipeline", "")),
+        )
+    return None
+
+
+def from_tree_event(event: Mapping[str, Any]) -> TelemetryEvent | None:
+    """A supervision log record (child_started, child_restarted, ...) as a telemetry event."""
+    name = str(event.get("event", ""))
+    supervisor, child = str(event.get("supervisor", "")), str(event.get("child", ""))
+    if name in ("max_restart_intensity_reached", "supervisor_escalated"):
+        return Escalation(supervisor, child)
+    what = {
+        "child_started": "started",
+        "child_exited": "exited",
+        "child_restarted": "restarted",
+        "child_restart_failed": "restart_failed",
+    }.get(name)
+    if what is None:
+        return None
+    return ChildEvent(supervisor, child, what, str(event.get("reason", "")))
+
+
+def process_rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by nearest rank; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+__all__ = [
+    "BreakerChanged",
+    "ChildEvent",
+    "Escalation",
+    "HealthChanged",
+    "JobChanged",
+    "Metrics",
+    "OptimizerRun",
+    "ProviderCall",
+    "ProviderRetry",
+    "StepDone",
+    "Telemetry",
+    "TelemetryEvent",
+    "from_job_event",
+    "from_tree_event",
+    "percentile",
+    "process_rss_bytes",
+]
