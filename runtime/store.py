@@ -16,7 +16,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -418,35 +418,15 @@ class Store:
 
     # -- performance record ------------------------------------------------------------
 
-    def record_step_perf(
-        self,
-        *,
-        job: str,
-        pipeline: str,
-        step: str,
-        step_type: str,
-        provider: str,
-        duration_ms: float,
-        tokens: int,
-        cost_usd: float,
-        outcome: str,
-    ) -> None:
-        with self._lock:
-            self._conn.execute(
+    def record_steps_perf(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Finished steps, in one transaction: (job, pipeline, step, step_type, provider,
+        duration_ms, tokens, cost_usd, outcome) each."""
+        now = time.time()
+        with self._transaction() as conn:
+            conn.executemany(
                 "INSERT INTO perf_steps (job, pipeline, step, step_type, provider, duration_ms,"
                 " tokens, cost_usd, outcome, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job,
-                    pipeline,
-                    step,
-                    step_type,
-                    provider,
-                    duration_ms,
-                    tokens,
-                    cost_usd,
-                    outcome,
-                    time.time(),
-                ),
+                [(*row, now) for row in rows],
             )
 
     def record_run_perf(self, job_id: str) -> None:

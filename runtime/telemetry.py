@@ -15,9 +15,9 @@ same numbers as a flat ``{name{labels}: value}`` mapping for alert rules;
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("elexirion.telemetry")
 
 DEFAULT_CAPACITY = 10_000
+BATCH = 512  # events applied (and perf rows written in one transaction) per round
+FLUSH_S = 0.05  # the longest an event waits to be applied
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 HEALTH_VALUES = {"healthy": 0, "degraded": 1, "critical": 2}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -134,6 +136,7 @@ class Metrics:
     """The daemon's metrics in their own registry (tests and daemons never share one)."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.jobs = Counter("elx_jobs", "Jobs that reached a state", ["status"], registry=r)
@@ -191,24 +194,33 @@ class Metrics:
             "elx_optimizer_runs", "Optimizer runs", ["outcome"], registry=r
         )
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once (the consumer's hot path)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def apply(self, event: TelemetryEvent) -> None:
+        c = self.child
         if isinstance(event, JobChanged):
-            self.jobs.labels(event.status).inc()
+            c(self.jobs, event.status).inc()
         elif isinstance(event, StepDone):
             provider = event.provider or "none"
-            self.steps.labels(event.step_type, provider, event.outcome).inc()
-            self.step_seconds.labels(event.step_type, provider).observe(event.duration_s)
+            c(self.steps, event.step_type, provider, event.outcome).inc()
+            c(self.step_seconds, event.step_type, provider).observe(event.duration_s)
         elif isinstance(event, ProviderCall):
-            self.provider_calls.labels(event.provider, event.outcome).inc()
-            self.provider_seconds.labels(event.provider).observe(event.duration_s)
+            c(self.provider_calls, event.provider, event.outcome).inc()
+            c(self.provider_seconds, event.provider).observe(event.duration_s)
             if event.error_kind:
-                self.provider_errors.labels(event.provider, event.error_kind).inc()
+                c(self.provider_errors, event.provider, event.error_kind).inc()
             if event.input_tokens:
-                self.tokens.labels(event.provider, "input").inc(event.input_tokens)
+                c(self.tokens, event.provider, "input").inc(event.input_tokens)
             if event.output_tokens:
-                self.tokens.labels(event.provider, "output").inc(event.output_tokens)
+                c(self.tokens, event.provider, "output").inc(event.output_tokens)
             if event.cost_usd:
-                self.cost.labels(event.provider).inc(event.cost_usd)
+                c(self.cost, event.provider).inc(event.cost_usd)
         elif isinstance(event, ProviderRetry):
             self.provider_retries.labels(event.provider).inc()
         elif isinstance(event, BreakerChanged):
@@ -229,7 +241,6 @@ class Metrics:
 
 @dataclass
 class _Counts:
-    emitted: int = 0
     dropped: int = 0
     applied: int = 0
     sink_failures: int = 0
@@ -245,31 +256,27 @@ class Telemetry:
     metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
-        self._queue: queue.Queue[TelemetryEvent | None] = queue.Queue(self.capacity)
+        # A deque: append and popleft are atomic, so emitting takes no lock at all.
+        self._queue: deque[TelemetryEvent] = deque()
         self._counts = _Counts()
         self._lock = threading.Lock()
         self._sinks: list[Sink] = []
         self._thread: threading.Thread | None = None
-        self._idle = threading.Condition(self._lock)
-        self._pending = 0
         self._last_prune = 0.0
+        self._hurry = threading.Event()  # set: apply what is queued now
+        self._stopping = False
+        self._applied = threading.Condition(self._lock)
 
     # -- emitting (any thread, never blocks) -----------------------------------------------
 
     def emit(self, event: TelemetryEvent) -> bool:
-        """Queue ``event``; False (and counted) if the queue is full."""
-        with self._lock:
-            self._counts.emitted += 1
-            self._pending += 1
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        """Queue ``event``; False (and counted) if the queue is full. Never blocks."""
+        if len(self._queue) >= self.capacity:
             with self._lock:
                 self._counts.dropped += 1
-                self._pending -= 1
-                self._idle.notify_all()
             self.metrics.dropped.inc()
             return False
+        self._queue.append(event)
         return True
 
     def add_sink(self, sink: Sink) -> Callable[[], None]:
@@ -287,6 +294,7 @@ class Telemetry:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stopping = False
             self._thread = threading.Thread(target=self._run, name="elx-telemetry", daemon=True)
             self._thread.start()
 
@@ -295,7 +303,8 @@ class Telemetry:
         thread = self._thread
         if thread is None:
             return
-        self._queue.put(None)
+        self._stopping = True
+        self._hurry.set()
         thread.join(timeout)
         self._thread = None
 
@@ -303,27 +312,55 @@ class Telemetry:
         """Wait until every event emitted so far has been applied (for tests and shutdown)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._pending > 0:
+            while self._queue or self._busy:
+                self._hurry.set()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._idle.wait(left)
+                self._applied.wait(min(left, FLUSH_S))
         return True
 
-    def _run(self) -> None:
-        while True:
-            event = self._queue.get()
-            if event is None:
-                return
-            self._apply(event)
+    _busy = False
 
-    def _apply(self, event: TelemetryEvent) -> None:
-        try:
-            self.metrics.apply(event)
-            if self.store is not None:
-                self._record(event)
+    def _run(self) -> None:
+        """Apply events in batches, every ``FLUSH_S`` or sooner when asked: one wake-up and
+        one store write per batch, so the consumer does not contend with the emitters for
+        every single event."""
+        while True:
+            self._hurry.wait(FLUSH_S)
+            self._hurry.clear()
+            while self._queue:
+                with self._lock:
+                    self._busy = True
+                batch: list[TelemetryEvent] = []
+                try:
+                    while self._queue and len(batch) < BATCH:
+                        batch.append(self._queue.popleft())
+                    self._apply(batch)
+                finally:
+                    with self._lock:
+                        self._counts.applied += len(batch)
+                        self._busy = False
+                        self._applied.notify_all()
             with self._lock:
-                sinks = list(self._sinks)
+                self._applied.notify_all()
+            if self._stopping:
+                return
+
+    def _apply(self, events: list[TelemetryEvent]) -> None:
+        steps: list[StepDone] = []
+        ended: list[str] = []
+        with self._lock:
+            sinks = list(self._sinks)
+        for event in events:
+            try:
+                self.metrics.apply(event)
+            except Exception as exc:
+                log.error("telemetry_event_failed", event=type(event).__name__, error=str(exc))
+            if isinstance(event, StepDone):
+                steps.append(event)
+            elif isinstance(event, JobChanged) and event.status in FINAL_JOB_STATES:
+                ended.append(event.job)
             for sink in sinks:
                 try:
                     sink(event)
@@ -331,35 +368,37 @@ class Telemetry:
                     with self._lock:
                         self._counts.sink_failures += 1
                     log.warning("telemetry_sink_failed", error=str(exc))
-        except Exception as exc:
-            log.error("telemetry_event_failed", event=type(event).__name__, error=str(exc))
-        finally:
-            with self._lock:
-                self._counts.applied += 1
-                self._pending -= 1
-                if self._pending <= 0:
-                    self._idle.notify_all()
+        if self.store is not None and (steps or ended):
+            try:
+                self._record(steps, ended)
+            except Exception as exc:
+                log.error("telemetry_record_failed", error=str(exc))
 
-    def _record(self, event: TelemetryEvent) -> None:
+    def _record(self, steps: list[StepDone], ended: list[str]) -> None:
         assert self.store is not None
-        if isinstance(event, StepDone):
-            self.store.record_step_perf(
-                job=event.job,
-                pipeline=event.pipeline,
-                step=event.step,
-                step_type=event.step_type,
-                provider=event.provider,
-                duration_ms=event.duration_s * 1000,
-                tokens=event.tokens,
-                cost_usd=event.cost_usd,
-                outcome=event.outcome,
+        if steps:
+            self.store.record_steps_perf(
+                [
+                    (
+                        e.job,
+                        e.pipeline,
+                        e.step,
+                        e.step_type,
+                        e.provider,
+                        e.duration_s * 1000,
+                        e.tokens,
+                        e.cost_usd,
+                        e.outcome,
+                    )
+                    for e in steps
+                ]
             )
-        elif isinstance(event, JobChanged) and event.status in FINAL_JOB_STATES:
-            self.store.record_run_perf(event.job)
-            now = time.time()
-            if now - self._last_prune > 3600:
-                self._last_prune = now
-                self.store.prune_perf(now - self.retention_days * 86400)
+        for job in ended:
+            self.store.record_run_perf(job)
+        now = time.time()
+        if ended and now - self._last_prune > 3600:
+            self._last_prune = now
+            self.store.prune_perf(now - self.retention_days * 86400)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -367,11 +406,11 @@ class Telemetry:
         with self._lock:
             c = self._counts
             return {
-                "emitted": c.emitted,
+                "emitted": c.applied + c.dropped + len(self._queue),
                 "dropped": c.dropped,
                 "applied": c.applied,
                 "sink_failures": c.sink_failures,
-                "queued": self._queue.qsize(),
+                "queued": len(self._queue),
             }
 
     def refresh_gauges(self, **values: Any) -> None:
@@ -388,7 +427,7 @@ class Telemetry:
             for child, depth in dict(values["mailboxes"]).items():
                 m.mailbox.labels(child).set(depth)
         m.rss.set(values.get("rss_bytes", process_rss_bytes()))
-        m.telemetry_queue.set(self._queue.qsize())
+        m.telemetry_queue.set(len(self._queue))
 
     def prometheus(self) -> bytes:
         return generate_latest(self.metrics.registry)
