@@ -97,6 +97,7 @@ class Agent:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._answered = 0
+        self.bypass = False  # set by the health monitor when the agent is overloaded
 
     # -- the API ------------------------------------------------------------------
 
@@ -123,7 +124,8 @@ class Agent:
 
     def decide(self, text: str) -> Decision:
         """The routing decision for ``text``, with the providers' health at this moment."""
-        decision = self.routes.decide(text, self._classify if self.gateway else None)
+        classify = self._classify if self.gateway is not None and not self.bypass else None
+        decision = self.routes.decide(text, classify)
         health = self.provider_health()
         return Decision(decision.pipeline, decision.reason, decision.rule, decision.score, health)
 
@@ -179,7 +181,7 @@ class Agent:
             future.set_result(self._answer(request, attempt, row))
             return
         plan = None
-        if attempt.fallback is None and row.status == "failed":
+        if attempt.fallback is None and row.status == "failed" and not self.bypass:
             plan = plan_fallback(
                 row.error, load_pipeline(row.pipeline).workflow, healthy=self._healthy()
             )

@@ -127,9 +127,22 @@ class DaemonApi:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no job '{job_id}'; see `elx jobs`")
         return job_id
 
-    def submit(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+    def _accepting(self) -> None:
+        """Refuse new work while shutting down or in emergency mode (critical health)."""
         if self.context.stopping.is_set():
             raise ProtocolError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
+        watchdog = self.context.watchdog
+        retry = watchdog.modes.emergency_retry_after_s if watchdog is not None else None
+        if retry is not None:
+            raise ProtocolError(
+                ErrorCode.OVERLOADED,
+                f"the daemon is in emergency mode (health critical); running jobs continue, "
+                f"new work is refused; retry in {retry:g} s (see `elx health`)",
+                data={"retry_after_s": retry},
+            )
+
+    def submit(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        self._accepting()
         pipeline = _param(params, "pipeline", str, required=True)
         inputs = _param(params, "inputs", dict, default={})
         priority = _param(params, "priority", int, default=0)
@@ -172,8 +185,7 @@ class DaemonApi:
         """Route a free-text request to a pipeline and answer (later: a Future)."""
         from runtime.agent import DEFAULT_TIMEOUT_S, AskRequest
 
-        if self.context.stopping.is_set():
-            raise ProtocolError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
+        self._accepting()
         agent = self.context.agent
         if agent is None:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "the agent is not running")
@@ -274,32 +286,38 @@ class DaemonApi:
     # -- health and metrics -----------------------------------------------------------
 
     def health(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
-        checks: dict[str, str] = {}
-        try:
-            self.context.store.check()
-            checks["store"] = "ok"
-        except Exception as exc:
-            checks["store"] = f"failed: {exc}"
+        """The last health evaluation: every check, the actions in force, active alerts."""
         root = self.context.root
-        down: list[str] = []
+        down = []
         if root is not None:
             down = [
-                n.path
-                for n in root.tree().walk()
-                if n.state != "running" and not n.path.split("/")[-1].startswith("job-")
+                n.path for n in root.tree().walk() if n.state != "running" and "/job-" not in n.path
             ]
-        checks["tree"] = "ok" if not down else f"{len(down)} not running"
-        status = "healthy"
-        if down:
-            status = "degraded"
-        if checks["store"] != "ok" or root is None:
-            status = "critical"
-        return {
-            "status": status,
-            "checks": checks,
-            "down": down,
-            "ready": self.context.ready.is_set(),
-        }
+        watchdog = self.context.watchdog
+        if watchdog is not None and watchdog.report is not None:
+            data = watchdog.to_json()
+        else:  # before the first evaluation: the store and the tree
+            store_ok = self.context.store.writable()
+            data = {
+                "status": "critical" if not store_ok else "degraded" if down else "healthy",
+                "checks": [
+                    {
+                        "name": "store",
+                        "value": "writable" if store_ok else "not writable",
+                        "threshold": "writable",
+                        "status": "ok" if store_ok else "critical",
+                        "message": "the state database takes writes"
+                        if store_ok
+                        else "the state database refuses writes",
+                    }
+                ],
+                "actions": [],
+            }
+        if down and data["status"] == "healthy":
+            data["status"] = "degraded"
+        data["down"] = down
+        data["ready"] = self.context.ready.is_set()
+        return data
 
     def metrics(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
         """Counters, gauges and histograms; ``format: prometheus`` gives the text exposition."""

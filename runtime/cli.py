@@ -300,9 +300,10 @@ class _Progress:
 
 
 def _register_daemon_commands() -> None:
-    from runtime.cli_daemon import register
+    from runtime import cli_daemon, cli_top
 
-    register(main)
+    cli_daemon.register(main)
+    cli_top.register(main)
 
 
 _register_daemon_commands()

@@ -639,12 +639,30 @@ def _show_result(data: dict[str, Any]) -> None:
 
 
 def _show_health(data: dict[str, Any]) -> None:
+    from rich.console import Console
+
     color = {"healthy": "green", "degraded": "yellow"}.get(data["status"], "red")
-    click.secho(data["status"], fg=color)
-    for name, value in data["checks"].items():
-        click.echo(f"  {name}: {value}")
+    console = Console()
+    console.print(f"[bold {color}]{data['status']}[/]")
+    checks = data.get("checks") or []
+    rows = []
+    for check in checks:
+        mark = {"ok": "[green]ok[/]", "degraded": "[yellow]degraded[/]"}.get(
+            check["status"], "[red]critical[/]"
+        )
+        rows.append([check["name"], str(check["value"]), check["threshold"], mark])
+    if rows:
+        console.print(_table("checks", ["check", "value", "threshold", "status"], rows))
+    for check in checks:
+        if check["status"] != "ok":
+            console.print(f"  {check['name']}: {check['message']}")
+    for action in data.get("actions") or []:
+        target = f" {action['target']}" if action.get("target") else ""
+        console.print(f"[bold]action[/] {action['kind']}{target}: {action['reason']}")
+    for alert in data.get("alerts") or []:
+        console.print(f"[bold red]alert[/] {alert['name']} {alert['state']}: {alert['summary']}")
     for path in data.get("down", []):
-        click.echo(f"  down: {path}")
+        console.print(f"  down: {path}")
 
 
 def _down(node: dict[str, Any]) -> bool:

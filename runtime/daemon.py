@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from runtime.supervision import RootHandle
     from runtime.telemetry import Telemetry
     from runtime.tracing import JobTracer
+    from runtime.watchdog import Watchdog
 
 VERSION = "0.1.0"
 TREE_EVENTS = frozenset(
@@ -69,6 +70,7 @@ class DaemonContext:
     agent: Agent | None = None
     telemetry: Telemetry | None = None
     tracer: JobTracer | None = None
+    watchdog: Watchdog | None = None
     api: Any = None
     ready: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)

@@ -67,6 +67,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
     SHUTTING_DOWN = "shutting_down"
+    OVERLOADED = "overloaded"
     FORBIDDEN = "forbidden"
     JOB_FAILED = "job_failed"
     INTERNAL = "internal"

@@ -231,6 +231,16 @@ class Store:
         if row is None or row[0] != "ok":
             raise StoreError(f"the state database {self.path} failed its integrity check: {row}")
 
+    def writable(self) -> bool:
+        """Whether a write could happen now: takes (and releases) the write lock."""
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return True
+
     @property
     def schema_version(self) -> int:
         row = self._conn.execute("PRAGMA user_version").fetchone()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,8 @@ class ProviderPool:
         self._busy = 0
         self._lock = threading.Lock()
 
+    last_done = 0.0  # monotonic time the last call finished (0: none yet)
+
     @property
     def busy(self) -> int:
         with self._lock:
@@ -109,6 +112,7 @@ class ProviderPool:
         finally:
             with self._lock:
                 self._busy -= 1
+                self.last_done = time.monotonic()
             self._free.put(worker)
 
     def stream(self, request: LLMRequest) -> Iterator[str]:
@@ -122,6 +126,28 @@ class PoolPolicy:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> PoolPolicy:
+        """Defaults, with the breaker tuned by ``ELX_BREAKER_THRESHOLD`` (failures in its
+        window before it opens) and ``ELX_BREAKER_COOLDOWN_S`` (how long it stays open)."""
+        changes: dict[str, Any] = {}
+        for variable, name, kind in (
+            ("ELX_BREAKER_THRESHOLD", "failure_threshold", int),
+            ("ELX_BREAKER_COOLDOWN_S", "cooldown_s", float),
+        ):
+            raw = environ.get(variable, "").strip()
+            if raw:
+                try:
+                    changes[name] = kind(raw)
+                except ValueError:
+                    raise ConfigError(f"{variable} must be a number, got {raw!r}") from None
+        if not changes:
+            return cls()
+        try:
+            return cls(breaker=BreakerConfig(**changes))
+        except ValueError as exc:
+            raise ConfigError(f"ELX_BREAKER_*: {exc}") from None
 
 
 class PoolGateway:
@@ -143,8 +169,9 @@ class PoolGateway:
         self.tracer = tracer  # runtime.tracing.JobTracer, or None
         self._providers: dict[str, ResilientProvider] = {}
         self._pools = dict(pools)
+        default = PoolPolicy.from_env(settings.environ)
         for name, pool in pools.items():
-            policy = (policies or {}).get(name, PoolPolicy())
+            policy = (policies or {}).get(name, default)
             self._providers[name] = ResilientProvider(
                 pool,
                 policy.retry,
@@ -215,12 +242,22 @@ class PoolGateway:
                 ProviderRetry(provider, event.attempt, event.error.kind.value, event.delay_s)
             )
 
+    def pool_loads(self) -> dict[str, tuple[int, int, float]]:
+        """Each pool's (busy workers, size, when its last call finished)."""
+        return {name: (p.busy, p.size, p.last_done) for name, p in self._pools.items()}
+
     def breaker_states(self) -> dict[str, str]:
-        """Each provider's breaker now: closed, open or half_open."""
+        """Each provider's breaker now: closed, open or half_open. An open breaker whose
+        cooldown is over counts as half_open: its next call is the probe."""
         states = {}
         for name, provider in self._providers.items():
             breaker = provider.snapshot().breaker
-            states[name] = breaker.state.value if breaker is not None else "none"
+            if breaker is None:
+                states[name] = "none"
+            elif breaker.state is BreakerState.OPEN and breaker.next_probe_in_s == 0:
+                states[name] = BreakerState.HALF_OPEN.value
+            else:
+                states[name] = breaker.state.value
         return states
 
     def _detail_source(self, name: str) -> Callable[[], Detail]:
