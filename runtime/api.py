@@ -294,6 +294,8 @@ class DaemonApi:
                 n.path for n in root.tree().walk() if n.state != "running" and "/job-" not in n.path
             ]
         watchdog = self.context.watchdog
+        if watchdog is not None and watchdog.report is None and self.context.ready.is_set():
+            watchdog.tick()  # asked before the first periodic check: check now
         if watchdog is not None and watchdog.report is not None:
             data = watchdog.to_json()
         else:  # before the first evaluation: the store and the tree

@@ -71,10 +71,15 @@ class Watchdog:
         self._applied: dict[tuple[str, str | None], Action] = {}
         self.report: HealthReport | None = None
         self._ticked = threading.Condition(self._lock)
+        self._ticking = threading.Lock()
 
     # -- one tick ------------------------------------------------------------------
 
     def tick(self) -> HealthReport:
+        with self._ticking:  # the health actor's timer and a first `elx health` may race
+            return self._tick()
+
+    def _tick(self) -> HealthReport:
         inputs = self.gather()
         report = self.monitor.evaluate(inputs)
         self._apply(report)

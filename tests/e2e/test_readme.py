@@ -29,10 +29,21 @@ def test_the_readme_session_runs_as_written(daemon: DaemonProcess) -> None:
     daemon.start()
     commands = session_commands()
     names = [args[0] for args, _ in commands]
-    assert names == ["submit", "submit", "wait", "tree", "ask", "chat"]
+    assert names == [
+        "submit",
+        "submit",
+        "wait",
+        "tree",
+        "ask",
+        "chat",
+        "health",
+        "metrics",
+        "stats",
+        "top",
+    ]
     last_job = ""
     for args, shown in commands:
-        if args[0] == "chat":  # interactive; tests/e2e/test_agent.py drives sessions
+        if args[0] in ("chat", "top"):  # interactive: tests/e2e drive them with stdin / --once
             continue
         args = [last_job if re.fullmatch(r"[0-9a-f]{12}", a) else a for a in args]
         done = daemon.elx(*args)
