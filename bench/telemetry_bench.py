@@ -3,7 +3,8 @@
 The chain of bench/pipeline_bench.py (200 ``claude`` steps on a zero-latency
 mock, checkpointed to a real SQLite store) runs alternately
 
-* **off**: no event sink, as `elx run` does;
+* **off**: the daemon without telemetry: each step event becomes the dict the
+  job manager keeps for subscribers, and nothing more;
 * **on**: every step event goes through the daemon's path (the job event dict
   → ``from_job_event`` → ``Telemetry.emit``), every provider call emits a
   ``ProviderCall``, and the consumer thread applies them to the metrics and
@@ -27,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,22 +90,25 @@ def one_run(h: Any, store: Any, telemetry: Telemetry | None, gateway: Any = None
     steps = pipeline_bench.EXECUTOR_STEPS
     if gateway is None:
         gateway = h.gateway if telemetry is None else EmittingGateway(h.gateway, telemetry)
-    events = None
-    if telemetry is not None:
+    history: deque[dict[str, Any]] = deque(maxlen=2000)
 
-        def events(event: RunEvent) -> None:
-            typed = from_job_event(
-                {
-                    "type": "step",
-                    "job": "bench",
-                    "event": event.kind.value,
-                    "step": event.path,
-                    "step_type": event.step_type,
-                    "duration_ms": event.duration_ms,
-                    "pipeline": "bench-chain",
-                    **event.meta,
-                }
-            )
+    def events(event: RunEvent) -> None:
+        # What runtime/jobs.py does for every event with or without telemetry: a dict
+        # for subscribers and the job's history. Telemetry adds the conversion and emit.
+        data = {
+            "type": "step",
+            "job": "bench",
+            "event": event.kind.value,
+            "step": event.path,
+            "step_type": event.step_type,
+            "duration_ms": round(event.duration_ms, 3),
+            "message": event.message,
+            "pipeline": "bench-chain",
+            **event.meta,
+        }
+        history.append(data)
+        if telemetry is not None:
+            typed = from_job_event(data)
             if typed is not None:
                 telemetry.emit(typed)
 

@@ -14,16 +14,18 @@ same numbers as a flat ``{name{labels}: value}`` mapping for alert rules;
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 if TYPE_CHECKING:
     from runtime.store import Store
@@ -132,108 +134,143 @@ Sink = Callable[[TelemetryEvent], None]
 # -- the metrics ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Family:
+    kind: str  # counter | gauge | histogram
+    doc: str
+    labels: tuple[str, ...] = ()
+
+
+FAMILIES: Mapping[str, _Family] = {
+    "elx_jobs": _Family("counter", "Jobs that reached a state", ("status",)),
+    "elx_jobs_running": _Family("gauge", "Jobs running now"),
+    "elx_job_queue_depth": _Family("gauge", "Jobs waiting for a slot"),
+    "elx_steps": _Family("counter", "Steps finished", ("type", "provider", "outcome")),
+    "elx_step_duration_seconds": _Family("histogram", "Step latency", ("type", "provider")),
+    "elx_provider_calls": _Family("counter", "Provider calls", ("provider", "outcome")),
+    "elx_provider_call_duration_seconds": _Family(
+        "histogram", "Provider call latency", ("provider",)
+    ),
+    "elx_provider_errors": _Family("counter", "Provider errors by kind", ("provider", "kind")),
+    "elx_provider_retries": _Family("counter", "Provider retries", ("provider",)),
+    "elx_tokens": _Family("counter", "Tokens used", ("provider", "direction")),
+    "elx_cost_usd": _Family("counter", "Cost in US dollars", ("provider",)),
+    "elx_breaker_state": _Family("gauge", "0 closed, 1 half open, 2 open", ("provider",)),
+    "elx_restarts": _Family("counter", "Child restarts by supervisor", ("supervisor",)),
+    "elx_escalations": _Family("counter", "Supervisors that gave up", ("supervisor",)),
+    "elx_mailbox_depth": _Family("gauge", "Deepest mailbox under each top child", ("child",)),
+    "elx_process_rss_bytes": _Family("gauge", "Resident memory of the daemon"),
+    "elx_health_status": _Family("gauge", "0 healthy, 1 degraded, 2 critical"),
+    "elx_telemetry_dropped": _Family("counter", "Telemetry events dropped (queue full)"),
+    "elx_telemetry_queue_depth": _Family("gauge", "Telemetry events waiting"),
+    "elx_optimizer_runs": _Family("counter", "Optimizer runs", ("outcome",)),
+}
+
+
 class Metrics:
-    """The daemon's metrics in their own registry (tests and daemons never share one)."""
+    """The daemon's metrics as plain numbers, exposed through a prometheus-client collector.
+
+    Only the telemetry consumer thread adds to counters and histograms (gauges are set
+    by whoever reads the state), so no lock is taken per event: applying an event is a
+    few dict operations, which keeps telemetry's cost per step small. The registry is
+    private to this object: tests and daemons never share one.
+    """
 
     def __init__(self) -> None:
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.jobs = Counter("elx_jobs", "Jobs that reached a state", ["status"], registry=r)
-        self.jobs_running = Gauge("elx_jobs_running", "Jobs running now", registry=r)
-        self.queue_depth = Gauge("elx_job_queue_depth", "Jobs waiting for a slot", registry=r)
-        self.steps = Counter(
-            "elx_steps", "Steps finished", ["type", "provider", "outcome"], registry=r
-        )
-        self.step_seconds = Histogram(
-            "elx_step_duration_seconds",
-            "Step latency",
-            ["type", "provider"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.provider_calls = Counter(
-            "elx_provider_calls", "Provider calls", ["provider", "outcome"], registry=r
-        )
-        self.provider_seconds = Histogram(
-            "elx_provider_call_duration_seconds",
-            "Provider call latency",
-            ["provider"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.provider_errors = Counter(
-            "elx_provider_errors", "Provider errors by kind", ["provider", "kind"], registry=r
-        )
-        self.provider_retries = Counter(
-            "elx_provider_retries", "Provider retries", ["provider"], registry=r
-        )
-        self.tokens = Counter("elx_tokens", "Tokens used", ["provider", "direction"], registry=r)
-        self.cost = Counter("elx_cost_usd", "Cost in US dollars", ["provider"], registry=r)
-        self.breaker = Gauge(
-            "elx_breaker_state", "0 closed, 1 half open, 2 open", ["provider"], registry=r
-        )
-        self.restarts = Counter(
-            "elx_restarts", "Child restarts by supervisor", ["supervisor"], registry=r
-        )
-        self.escalations = Counter(
-            "elx_escalations", "Supervisors that gave up", ["supervisor"], registry=r
-        )
-        self.mailbox = Gauge(
-            "elx_mailbox_depth", "Deepest mailbox under each top child", ["child"], registry=r
-        )
-        self.rss = Gauge("elx_process_rss_bytes", "Resident memory of the daemon", registry=r)
-        self.health = Gauge("elx_health_status", "0 healthy, 1 degraded, 2 critical", registry=r)
-        self.dropped = Counter(
-            "elx_telemetry_dropped", "Telemetry events dropped (queue full)", registry=r
-        )
-        self.telemetry_queue = Gauge(
-            "elx_telemetry_queue_depth", "Telemetry events waiting", registry=r
-        )
-        self.optimizer_runs = Counter(
-            "elx_optimizer_runs", "Optimizer runs", ["outcome"], registry=r
-        )
+        self._values: dict[str, dict[tuple[str, ...], float]] = {n: {} for n in FAMILIES}
+        self._hists: dict[str, dict[tuple[str, ...], list[float]]] = {
+            n: {} for n, f in FAMILIES.items() if f.kind == "histogram"
+        }
+        self._bounds = LATENCY_BUCKETS
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
 
-    def child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, looked up once (the consumer's hot path)."""
-        key = (id(metric), labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
+    def inc(self, name: str, labels: tuple[str, ...] = (), amount: float = 1.0) -> None:
+        values = self._values[name]
+        values[labels] = values.get(labels, 0.0) + amount
+
+    def set(self, name: str, labels: tuple[str, ...], value: float) -> None:
+        self._values[name][labels] = float(value)
+
+    def observe(self, name: str, labels: tuple[str, ...], value: float) -> None:
+        hist = self._hists[name].get(labels)
+        if hist is None:  # [count per bucket..., +Inf, sum]
+            hist = self._hists[name][labels] = [0.0] * (len(self._bounds) + 2)
+        hist[bisect.bisect_left(self._bounds, value)] += 1
+        hist[-1] += value
 
     def apply(self, event: TelemetryEvent) -> None:
-        c = self.child
-        if isinstance(event, JobChanged):
-            c(self.jobs, event.status).inc()
-        elif isinstance(event, StepDone):
+        if isinstance(event, StepDone):
             provider = event.provider or "none"
-            c(self.steps, event.step_type, provider, event.outcome).inc()
-            c(self.step_seconds, event.step_type, provider).observe(event.duration_s)
+            self.inc("elx_steps", (event.step_type, provider, event.outcome))
+            self.observe("elx_step_duration_seconds", (event.step_type, provider), event.duration_s)
         elif isinstance(event, ProviderCall):
-            c(self.provider_calls, event.provider, event.outcome).inc()
-            c(self.provider_seconds, event.provider).observe(event.duration_s)
+            provider = event.provider
+            self.inc("elx_provider_calls", (provider, event.outcome))
+            self.observe("elx_provider_call_duration_seconds", (provider,), event.duration_s)
             if event.error_kind:
-                c(self.provider_errors, event.provider, event.error_kind).inc()
+                self.inc("elx_provider_errors", (provider, event.error_kind))
             if event.input_tokens:
-                c(self.tokens, event.provider, "input").inc(event.input_tokens)
+                self.inc("elx_tokens", (provider, "input"), event.input_tokens)
             if event.output_tokens:
-                c(self.tokens, event.provider, "output").inc(event.output_tokens)
+                self.inc("elx_tokens", (provider, "output"), event.output_tokens)
             if event.cost_usd:
-                c(self.cost, event.provider).inc(event.cost_usd)
+                self.inc("elx_cost_usd", (provider,), event.cost_usd)
+        elif isinstance(event, JobChanged):
+            self.inc("elx_jobs", (event.status,))
         elif isinstance(event, ProviderRetry):
-            self.provider_retries.labels(event.provider).inc()
+            self.inc("elx_provider_retries", (event.provider,))
         elif isinstance(event, BreakerChanged):
-            self.breaker.labels(event.provider).set(BREAKER_VALUES.get(event.state, 0))
+            self.set("elx_breaker_state", (event.provider,), BREAKER_VALUES.get(event.state, 0))
         elif isinstance(event, ChildEvent):
             if event.what == "restarted":
-                self.restarts.labels(event.supervisor).inc()
+                self.inc("elx_restarts", (event.supervisor,))
         elif isinstance(event, Escalation):
-            self.escalations.labels(event.supervisor).inc()
+            self.inc("elx_escalations", (event.supervisor,))
         elif isinstance(event, HealthChanged):
-            self.health.set(HEALTH_VALUES.get(event.status, 0))
+            self.set("elx_health_status", (), HEALTH_VALUES.get(event.status, 0))
         elif isinstance(event, OptimizerRun):
-            self.optimizer_runs.labels(event.outcome).inc()
+            self.inc("elx_optimizer_runs", (event.outcome,))
+
+    def families(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        for name, family in FAMILIES.items():
+            labels = list(family.labels)
+            if family.kind == "histogram":
+                hist_family = HistogramMetricFamily(name, family.doc, labels=labels)
+                for key, hist in list(self._hists[name].items()):
+                    cumulative, buckets = 0.0, []
+                    for bound, count in zip((*self._bounds, math.inf), hist[:-1], strict=True):
+                        cumulative += count
+                        buckets.append((_le(bound), cumulative))
+                    hist_family.add_metric(list(key), buckets, hist[-1])
+                yield hist_family
+                continue
+            kind = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
+            metric = kind(name, family.doc, labels=labels)
+            values = list(self._values[name].items())
+            if not values and not labels:
+                values = [((), 0.0)]
+            for key, value in values:
+                metric.add_metric(list(key), value)
+            yield metric
+
+
+class _Collector:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        return self.metrics.families()
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
 # -- the pipeline of events -----------------------------------------------------------------
@@ -274,7 +311,7 @@ class Telemetry:
         if len(self._queue) >= self.capacity:
             with self._lock:
                 self._counts.dropped += 1
-            self.metrics.dropped.inc()
+                self.metrics.inc("elx_telemetry_dropped")
             return False
         self._queue.append(event)
         return True
@@ -417,17 +454,17 @@ class Telemetry:
         """Set point-in-time gauges the daemon reads when asked (queue, RSS, mailboxes)."""
         m = self.metrics
         if "running" in values:
-            m.jobs_running.set(values["running"])
+            m.set("elx_jobs_running", (), values["running"])
         if "queued" in values:
-            m.queue_depth.set(values["queued"])
+            m.set("elx_job_queue_depth", (), values["queued"])
         if "breakers" in values:
             for provider, state in dict(values["breakers"]).items():
-                m.breaker.labels(provider).set(BREAKER_VALUES.get(state, 0))
+                m.set("elx_breaker_state", (provider,), BREAKER_VALUES.get(state, 0))
         if "mailboxes" in values:
             for child, depth in dict(values["mailboxes"]).items():
-                m.mailbox.labels(child).set(depth)
-        m.rss.set(values.get("rss_bytes", process_rss_bytes()))
-        m.telemetry_queue.set(len(self._queue))
+                m.set("elx_mailbox_depth", (child,), depth)
+        m.set("elx_process_rss_bytes", (), values.get("rss_bytes", process_rss_bytes()))
+        m.set("elx_telemetry_queue_depth", (), len(self._queue))
 
     def prometheus(self) -> bytes:
         return generate_latest(self.metrics.registry)

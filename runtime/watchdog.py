@@ -89,7 +89,7 @@ class Watchdog:
             if telemetry is not None:
                 telemetry.emit(HealthChanged(report.status.value, tuple(report.issues)))
         if telemetry is not None:
-            telemetry.metrics.health.set(HEALTH_VALUES[report.status.value])
+            telemetry.metrics.set("elx_health_status", (), HEALTH_VALUES[report.status.value])
         if self.alerts is not None and telemetry is not None:
             self.alerts.evaluate(telemetry.series())
         with self._lock:
