@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from workers import CrashingWorker
 
 from runtime.agent import Agent, AskRequest
 from runtime.config import Settings
-from runtime.daemon import Daemon
 from runtime.jobs import JobManager
 from runtime.pipeline.models import Budget
 from runtime.providers.base import Provider
@@ -21,6 +19,7 @@ from runtime.providers.mock import MockFailure, MockProvider, MockSettings
 from runtime.routing import Route, RouteTable
 from runtime.store import Store
 from runtime.testing import GateClock
+from runtime.testing.daemon_thread import running_daemon, settings_in
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 20.0
@@ -216,27 +215,12 @@ def test_a_job_whose_worker_crash_loops_gets_the_pipelines_declared_fallback(
         "workflow:\n  name: crashy\n  fallback: steady.yaml\n  inputs:\n"
         "    request: {type: string}\n  steps:\n    - {name: never, type: claude, prompt: x}\n"
     )
-    settings = Settings.from_env({}).with_(
-        state_dir=tmp_path / "state",
-        workspace_dir=tmp_path / "workspace",
-        output_dir=tmp_path / "outputs",
-    )
-    ready = threading.Event()
-    daemon = Daemon(
-        settings, ROOT / "supervision.yaml", console=None, ready_line=lambda _: ready.set()
-    )
-    thread = threading.Thread(target=daemon.run, name="daemon-under-test")
-    thread.start()
-    try:
-        assert ready.wait(WAIT_S)
-        assert daemon.context is not None and daemon.context.agent is not None
-        agent = daemon.context.agent
-        daemon.context.jobs.worker_actor = CrashingWorker  # type: ignore[assignment]
+    with running_daemon(settings_in(tmp_path, {}), ROOT / "supervision.yaml") as context:
+        assert context.agent is not None
+        agent = context.agent
+        context.jobs.worker_actor = CrashingWorker  # type: ignore[assignment]
         agent.routes = RouteTable(routes=(Route(pipeline=str(crashy), keywords=("crash",)),))
         answer = agent.ask(AskRequest("crash please")).result(WAIT_S * 3)
-    finally:
-        daemon.request_stop()
-        thread.join(WAIT_S)
     assert answer["status"] == "completed", answer["error"]
     assert answer["fallback_used"]["kind"] == "declared"
     assert answer["fallback_used"]["failure"] == "crash_loop"

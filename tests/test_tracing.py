@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,8 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from runtime.config import Settings
-from runtime.daemon import Daemon, DaemonContext
+from runtime.daemon import DaemonContext
+from runtime.testing.daemon_thread import running_daemon, settings_in
 from runtime.tracing import tracing_wanted
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,27 +20,9 @@ WAIT_S = 20.0
 @pytest.fixture
 def traced(tmp_path: Path) -> Iterator[tuple[DaemonContext, InMemorySpanExporter]]:
     exporter = InMemorySpanExporter()
-    settings = Settings.from_env({}).with_(
-        state_dir=tmp_path / "state",
-        workspace_dir=tmp_path / "workspace",
-        output_dir=tmp_path / "outputs",
-    )
-    ready = threading.Event()
-    daemon = Daemon(
-        settings,
-        ROOT / "supervision.yaml",
-        console=None,
-        ready_line=lambda _: ready.set(),
-        span_exporter=exporter,
-    )
-    thread = threading.Thread(target=daemon.run, name="daemon-under-test")
-    thread.start()
-    try:
-        assert ready.wait(WAIT_S) and daemon.context is not None
-        yield daemon.context, exporter
-    finally:
-        daemon.request_stop()
-        thread.join(WAIT_S)
+    tree = ROOT / "supervision.yaml"
+    with running_daemon(settings_in(tmp_path, {}), tree, span_exporter=exporter) as context:
+        yield context, exporter
 
 
 def by_name(exporter: InMemorySpanExporter) -> dict[str, list[Any]]:

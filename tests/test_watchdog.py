@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from runtime.config import Settings
-from runtime.daemon import Daemon, DaemonContext
+from runtime.daemon import DaemonContext
 from runtime.errors import ProtocolError
 from runtime.health import HealthReport
 from runtime.protocol import Request
+from runtime.testing.daemon_thread import running_daemon, settings_in
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 20.0
@@ -42,32 +42,15 @@ def tree_with_health(directory: Path, health: str, max_jobs: int = 64) -> Path:
 
 @pytest.fixture
 def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonContext]]:
-    running: list[tuple[Daemon, threading.Thread]] = []
+    with contextlib.ExitStack() as stack:
 
-    def start(health: str, max_jobs: int = 64) -> DaemonContext:
-        settings = Settings.from_env().with_(
-            state_dir=tmp_path / "state",
-            workspace_dir=tmp_path / "workspace",
-            output_dir=tmp_path / "outputs",
-        )
-        ready = threading.Event()
-        daemon = Daemon(
-            settings,
-            tree_with_health(tmp_path, health, max_jobs),
-            console=None,
-            ready_line=lambda _: ready.set(),
-        )
-        thread = threading.Thread(target=daemon.run, name="daemon-under-test")
-        thread.start()
-        running.append((daemon, thread))
-        assert ready.wait(WAIT_S) and daemon.context is not None
-        assert daemon.context.watchdog is not None
-        return daemon.context
+        def start(health: str, max_jobs: int = 64) -> DaemonContext:
+            tree = tree_with_health(tmp_path, health, max_jobs)
+            context = stack.enter_context(running_daemon(settings_in(tmp_path), tree))
+            assert context.watchdog is not None
+            return context
 
-    yield start
-    for daemon, thread in running:
-        daemon.request_stop()
-        thread.join(WAIT_S)
+        yield start
 
 
 def kinds(report: HealthReport) -> set[str]:

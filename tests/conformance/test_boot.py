@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from conformance.children import WAIT_S
 from runtime.client import Client
-from runtime.config import Settings
-from runtime.daemon import Daemon
 from runtime.supervision import ChildKind, Restart, render_tree
+from runtime.testing.daemon_thread import running_daemon, settings_in
 
 SPEC = Path(__file__).resolve().parents[2] / "supervision.yaml"
 TOP = ["store", "telemetry", "providers", "pipelines", "agent", "health", "optimizer", "socket"]
@@ -18,15 +16,10 @@ TOP = ["store", "telemetry", "providers", "pipelines", "agent", "health", "optim
 
 def test_supervision_yaml_boots_the_designed_tree_and_prints_its_snapshot(tmp_path: Path) -> None:
     """Every child of DESIGN.md §3 runs, in order, with the kinds and restart types it names."""
-    settings = Settings.from_env({}).with_(state_dir=tmp_path / "state")
-    ready = threading.Event()
-    daemon = Daemon(settings, SPEC, console=None, ready_line=lambda _: ready.set())
-    thread = threading.Thread(target=daemon.run, name="daemon-under-test")
-    thread.start()
-    try:
-        assert ready.wait(WAIT_S), "the daemon did not become ready"
-        assert daemon.context is not None and daemon.context.root is not None
-        root = daemon.context.root
+    settings = settings_in(tmp_path, {})
+    with running_daemon(settings, SPEC) as context:
+        assert context.root is not None
+        root = context.root
         snap = root.tree()
         print(render_tree(snap))
         assert [child.id for child in snap.children] == TOP
@@ -48,10 +41,6 @@ def test_supervision_yaml_boots_the_designed_tree_and_prints_its_snapshot(tmp_pa
         assert ("schema", "3") in snap.find("root/store").detail
         with Client(settings.state_dir / "elx.sock", timeout=WAIT_S) as client:
             assert client.call("ping") == "pong"
-    finally:
-        daemon.request_stop()
-        thread.join(WAIT_S * 2)
-    assert not thread.is_alive()
     assert not (settings.state_dir / "elx.sock").exists()
     log = settings.state_dir / "logs" / "daemon.log"
     events = [json.loads(line) for line in log.read_text().splitlines()]
