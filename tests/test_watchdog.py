@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -144,3 +145,50 @@ def test_an_open_breaker_sends_traffic_to_backups_fires_an_alert_and_both_end_on
         "mock_breaker_open firing",
         "mock_breaker_open resolved",
     ]
+
+
+def test_an_overloaded_agent_is_bypassed_until_its_load_falls(
+    start_daemon: Callable[..., DaemonContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELX_MOCK_LATENCY_MS", "400")
+    ctx = start_daemon(
+        "interval_s: 0.05\nhysteresis: {degrade_after: 1, recover_after: 1}\n"
+        "thresholds: {agent_max_in_flight: 1}"
+    )
+    watchdog, agent = ctx.watchdog, ctx.agent
+    assert watchdog is not None and agent is not None
+    answers = [agent.handle_request(f"question {n}") for n in range(3)]
+    assert watchdog.wait_until(lambda r: "bypass_agent" in kinds(r), WAIT_S)
+    assert agent.bypass and watchdog.modes.bypass_agent
+    assert [a.result(WAIT_S)["status"] for a in answers] == ["completed"] * 3
+    assert watchdog.wait_until(lambda r: "bypass_agent" not in kinds(r), WAIT_S)
+    assert not agent.bypass
+
+
+def test_a_stuck_provider_pool_is_restarted_once(
+    start_daemon: Callable[..., DaemonContext], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELX_MOCK_LATENCY_MS", "1500")
+    ctx = start_daemon(
+        "interval_s: 0.05\nhysteresis: {degrade_after: 1, recover_after: 1}\n"
+        "thresholds: {pool_stuck_s: 0.3}"
+    )
+    watchdog, root = ctx.watchdog, ctx.root
+    assert watchdog is not None and root is not None
+    pool = root.supervisor("providers").supervisor("mock")
+    began = time.monotonic()
+    pipeline = tmp_path / "one.yaml"
+    pipeline.write_text(ONE_CALL)
+    for _ in range(8):  # every mock worker busy, none finishing for 1.5 s
+        ctx.jobs.submit(str(pipeline))
+    assert watchdog.wait_until(lambda r: "restart_pool" in kinds(r), WAIT_S)
+    restarted = watchdog.wait_until(  # a pool that started after the test began
+        lambda r: (pool.tree().uptime_s or 1e9) < time.monotonic() - began, WAIT_S
+    )
+    assert restarted and pool.tree().state == "running"
+    restarts = [
+        a
+        for a in (watchdog.report.actions if watchdog.report else ())
+        if a.kind.value == "restart_pool"
+    ]
+    assert len(restarts) <= 1

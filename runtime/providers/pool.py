@@ -65,6 +65,7 @@ class ProviderPool:
     """Hands each call to a free worker; at most ``size`` calls at once."""
 
     def __init__(self, name: str, workers: Sequence[ChildHandle], *, wait_s: float = 30.0) -> None:
+        self.last_done = time.monotonic()
         if not workers:
             raise ConfigError(f"provider pool '{name}' has no workers")
         self.name = name
@@ -76,7 +77,7 @@ class ProviderPool:
         self._busy = 0
         self._lock = threading.Lock()
 
-    last_done = 0.0  # monotonic time the last call finished (0: none yet)
+    last_done = 0.0  # monotonic time the last call finished (or the pool was made)
 
     @property
     def busy(self) -> int:
