@@ -300,10 +300,11 @@ class _Progress:
 
 
 def _register_daemon_commands() -> None:
-    from runtime import cli_daemon, cli_top
+    from runtime import cli_daemon, cli_prompts, cli_top
 
     cli_daemon.register(main)
     cli_top.register(main)
+    cli_prompts.register(main)
 
 
 _register_daemon_commands()

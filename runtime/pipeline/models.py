@@ -315,12 +315,35 @@ class StepSpec(Spec):
         return value
 
 
+class Demonstration(Spec):
+    """One worked example the optimizer chose: the inputs and the answer it wants."""
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    answer: Any = None
+
+
+class OptimizedPrompt(Spec):
+    """What `elx optimize` promoted for a step: written into the YAML with provenance."""
+
+    version: int = Field(ge=1)
+    date: str
+    instructions: str | None = None
+    demos: tuple[Demonstration, ...] = ()
+    metric: str | None = None
+    score_before: float | None = None
+    score_after: float | None = None
+    dataset: str | None = None
+    optimizer: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
 class LlmStepSpec(StepSpec):
     """Steps that call a language model."""
 
     llm: ClassVar[bool] = True
     prompt: Prompt | None = None
     model: str | None = None
+    optimized: OptimizedPrompt | None = None
 
 
 class ClaudeStep(LlmStepSpec):

@@ -12,6 +12,7 @@ from runtime.pipeline.context import StepContext, StepStatus, StepView
 from runtime.pipeline.models import (
     ClaudeContinuePart,
     FilePart,
+    OptimizedPrompt,
     PreviousResponsePart,
     Prompt,
     SessionContextPart,
@@ -26,7 +27,24 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 def build_prompt(ctx: StepContext, prompt: Prompt | None) -> str:
     if prompt is None:
         return ""
-    return "\n".join(_part(ctx, part) for part in prompt.parts)
+    text = "\n".join(_part(ctx, part) for part in prompt.parts)
+    optimized = getattr(ctx.step, "optimized", None)
+    return with_optimized(optimized, text) if optimized is not None else text
+
+
+def with_optimized(optimized: OptimizedPrompt, text: str) -> str:
+    """The promoted instructions first, then the chosen demonstrations, then the prompt."""
+    parts = []
+    if optimized.instructions:
+        parts.append(optimized.instructions.strip())
+    if optimized.demos:
+        lines = ["Examples:"]
+        for demo in optimized.demos:
+            shown = "; ".join(f"{k}: {v}" for k, v in demo.inputs.items())
+            lines.append(f"Input: {shown}\nAnswer: {demo.answer}")
+        parts.append("\n\n".join(lines))
+    parts.append(text)
+    return "\n\n".join(parts)
 
 
 def _part(ctx: StepContext, part: Any) -> str:
