@@ -16,7 +16,7 @@ from dataclasses import asdict
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from runtime.errors import ProtocolError
+from runtime.errors import ConfigError, ProtocolError
 from runtime.protocol import ErrorCode, Request, hello_result
 
 if TYPE_CHECKING:
@@ -93,6 +93,8 @@ class DaemonApi:
             "ask": self.ask,
             "session": self.session,
             "stats": self.stats,
+            "rate": self.rate,
+            "examples": self.examples,
         }
 
     def __call__(self, request: Request, connection: Connection) -> Any:
@@ -230,6 +232,38 @@ class DaemonApi:
             ErrorCode.INVALID_PARAMS,
             f"unknown session action '{action}' (actions: list, show, delete, new)",
         )
+
+    # -- optimizer examples -------------------------------------------------------------
+
+    def rate(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        """A user's score (0..1) for a job's answers; they become scored examples."""
+        job_id = self._job_id(params)
+        score = float(_param(params, "score", (int, float), required=True))
+        if not 0 <= score <= 1:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, "param 'score' must be 0..1")
+        note = _param(params, "note", str)
+        rated = self.context.store.rate_job(job_id, score, note)
+        row = self.context.store.get_job(job_id)
+        meta = dict(row.meta or {}) if row is not None else {}
+        meta["rating"] = {"score": score, "note": note}
+        self.context.store.update_job_meta(job_id, meta)
+        return {"job": job_id, "score": score, "examples": rated}
+
+    def examples(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        """A pipeline's examples: from completed runs (scored or not) and its curated file."""
+        from runtime.optimize.examples import curated_examples
+
+        name: str = _param(params, "pipeline", str, required=True)
+        step = _param(params, "step", str)
+        try:
+            path = self.context.jobs.resolve_pipeline(name)
+        except ConfigError:
+            path = None
+        pipeline = path.stem if path is not None else name
+        rows = self.context.store.examples(pipeline, step)
+        if path is not None:
+            rows.extend(curated_examples(path, step))
+        return {"pipeline": pipeline, "examples": rows}
 
     # -- the tree -------------------------------------------------------------------
 

@@ -359,6 +359,32 @@ def register(main: click.Group) -> None:
         click.echo(f"deleted session {name} ({data['deleted_turns']} turns)")
 
     @main.command()
+    @click.argument("job")
+    @click.argument("score", type=click.FloatRange(0, 1))
+    @click.option("--note", help="Why (kept with the examples).")
+    @state_dir_option
+    def rate(job: str, score: float, note: str | None, state_dir: str) -> None:
+        """Score a job's answers from 0 to 1; the optimizer learns from scored examples."""
+        params: dict[str, Any] = {"job": job, "score": score}
+        if note:
+            params["note"] = note
+        data = _Remote(state_dir).call("rate", params)
+        click.echo(f"job {job} rated {score:g} ({data['examples']} example(s))")
+
+    @main.command()
+    @click.argument("pipeline")
+    @click.option("--step", help="Only this step's examples.")
+    @state_dir_option
+    @json_option
+    def examples(pipeline: str, step: str | None, state_dir: str, as_json: bool) -> None:
+        """Examples the optimizer can learn from: from runs, rated, and curated."""
+        target = str(Path(pipeline).resolve()) if Path(pipeline).exists() else pipeline
+        params: dict[str, Any] = {"pipeline": target}
+        if step:
+            params["step"] = step
+        _print(_Remote(state_dir).call("examples", params), as_json, _show_examples)
+
+    @main.command()
     @state_dir_option
     def shutdown(state_dir: str) -> None:
         """Drain and stop the daemon."""
@@ -599,6 +625,18 @@ def _show_stats(data: dict[str, Any]) -> None:
             rows,
         )
     )
+
+
+def _show_examples(data: dict[str, Any]) -> None:
+    rows = data["examples"]
+    if not rows:
+        click.echo(f"{data['pipeline']}: no examples yet (run it, or add a curated file)")
+        return
+    for row in rows:
+        score = "-" if row.get("score") is None else f"{row['score']:.2f}"
+        inputs = json.dumps(row["inputs"], ensure_ascii=False)[:60]
+        output = str(row["output"]).replace("\n", " ")[:50]
+        click.echo(f"{row['source']:<8} {row['step']:<16} {score:>5}  {inputs}  → {output}")
 
 
 def _show_sessions(rows: list[dict[str, Any]]) -> None:

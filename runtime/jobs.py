@@ -343,16 +343,21 @@ class JobManager:
         if tracer is not None:
             tracer.job_started(job_id, Path(row.pipeline).stem, row.attempts + 1)
         try:
-            result = self._execute(row)
+            result, status, pipeline = self._execute(row)
         except BaseException as exc:
             if tracer is not None:
                 tracer.job_ended(job_id, "crashed", error=exc)
             raise
-        if tracer is not None:
-            tracer.job_ended(job_id, result.status if result is not None else "running")
+        if tracer is not None:  # the trace is complete before anyone waiting hears of the end
+            tracer.job_ended(job_id, result.status if status is not None else "running")
+        if status is not None:
+            if status is JobState.COMPLETED:
+                self._keep_examples(row, pipeline, result)
+            self._finish(job_id, status, result=result.to_json(), error=result.error)
         return result
 
-    def _execute(self, row: JobRow) -> RunResult | None:
+    def _execute(self, row: JobRow) -> tuple[RunResult, JobState | None, str]:
+        """Run the pipeline; the job's final state (None: interrupted by a drain)."""
         job_id = row.id
         with self._lock:
             live = self._live.setdefault(job_id, _Live(job_id, started=True))
@@ -414,9 +419,33 @@ class JobManager:
         if status is JobState.CANCELLED and self._draining and not live.cancelled_by_user:
             # Stopped at a checkpoint for a shutdown: it stays running and resumes next start.
             log.info("job_interrupted", job=job_id, step=live.step)
-            return result
-        self._finish(job_id, status, result=result.to_json(), error=result.error)
-        return result
+            return result, None, pipeline_name
+        return result, status, pipeline_name
+
+    def _keep_examples(self, row: JobRow, pipeline: str, result: RunResult) -> None:
+        """Each LLM step of a completed job becomes an optimizer example (deduplicated)."""
+        rows = []
+        for name, record in result.steps.items():
+            meta = record.get("meta") or {}
+            if "prompt" not in meta or record.get("status") != "completed":
+                continue
+            providers = meta.get("providers") or []
+            rows.append(
+                {
+                    "pipeline": pipeline,
+                    "step": name,
+                    "job": row.id,
+                    "inputs": row.inputs,
+                    "prompt": meta["prompt"],
+                    "output": record.get("result"),
+                    "provider": providers[0] if providers else None,
+                }
+            )
+        if rows:
+            try:
+                self.store.add_examples(rows)
+            except Exception as exc:  # examples are a by-product; the job is done either way
+                log.warning("examples_not_kept", job=row.id, error=str(exc))
 
     def _finish(
         self,

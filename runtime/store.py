@@ -12,6 +12,7 @@ the ones a database has not seen yet.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -106,6 +107,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX perf_steps_by_time ON perf_steps(at);
     CREATE INDEX perf_steps_by_pipeline ON perf_steps(pipeline, at);
+    """,
+    """
+    CREATE TABLE examples (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pipeline TEXT NOT NULL,
+        step TEXT NOT NULL,
+        job TEXT,
+        inputs TEXT NOT NULL,
+        prompt TEXT,
+        output TEXT NOT NULL,
+        provider TEXT,
+        score REAL,
+        note TEXT,
+        source TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (pipeline, step, digest)
+    );
+    CREATE INDEX examples_by_job ON examples(job);
     """,
 )
 
@@ -499,6 +519,84 @@ class Store:
             rows = self._conn.execute(query, args).fetchall()
         keys = ("pipeline", "step", "step_type", "provider", "duration_ms", "outcome")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # -- optimizer examples ---------------------------------------------------------
+
+    def add_examples(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Keep examples (pipeline, step, job, inputs, prompt, output, provider, source);
+        the same inputs and output for a step are kept once. How many were new."""
+        added = 0
+        now = time.time()
+        with self._transaction() as conn:
+            for row in rows:
+                inputs = _dumps(row.get("inputs") or {})
+                output = _dumps(row.get("output"))
+                digest = hashlib.sha256(f"{inputs}\n{output}".encode()).hexdigest()
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO examples (pipeline, step, job, inputs, prompt, output,"
+                    " provider, score, note, source, digest, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        row["pipeline"],
+                        row["step"],
+                        row.get("job"),
+                        inputs,
+                        row.get("prompt"),
+                        output,
+                        row.get("provider"),
+                        row.get("score"),
+                        row.get("note"),
+                        row.get("source", "run"),
+                        digest,
+                        now,
+                    ),
+                )
+                added += cursor.rowcount
+        return added
+
+    def rate_job(self, job_id: str, score: float, note: str | None = None) -> int:
+        """A user's score for every example a job produced; how many were rated."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE examples SET score = ?, note = COALESCE(?, note) WHERE job = ?",
+                (score, note, job_id),
+            )
+        return cursor.rowcount
+
+    def examples(
+        self, pipeline: str, step: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        query = (
+            "SELECT id, step, job, inputs, prompt, output, provider, score, note, source,"
+            " created_at FROM examples WHERE pipeline = ?"
+        )
+        args: tuple[Any, ...] = (pipeline,)
+        if step is not None:
+            query += " AND step = ?"
+            args = (pipeline, step)
+        query += " ORDER BY id LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(query, (*args, limit)).fetchall()
+        keys = (
+            "id",
+            "step",
+            "job",
+            "inputs",
+            "prompt",
+            "output",
+            "provider",
+            "score",
+            "note",
+            "source",
+            "created_at",
+        )
+        out = []
+        for r in rows:
+            item = dict(zip(keys, r, strict=True))
+            item["inputs"] = json.loads(item["inputs"])
+            item["output"] = json.loads(item["output"])
+            out.append(item)
+        return out
 
     # -- jobs ---------------------------------------------------------------------
 

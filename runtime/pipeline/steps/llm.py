@@ -143,7 +143,11 @@ def call(
         step=tag or ctx.step.name,
         workspace=str(ctx.run.workspace.root),
     )
+    ctx.meta["prompt"] = prompt[:PROMPT_KEPT]  # for the optimizer's examples
     return ctx.complete(request)
+
+
+PROMPT_KEPT = 8000  # characters of the rendered prompt kept in the step's record
 
 
 _REQUEST_FIELDS = {"model", "allowed_tools", "max_turns", "max_tokens", "temperature", "timeout_ms"}
