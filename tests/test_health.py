@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+import runtime.health
+import runtime.health_checks
+import runtime.health_config
 from runtime.errors import ConfigError
 from runtime.health import (
     Action,
@@ -536,3 +539,16 @@ def test_to_json_has_every_check_and_every_action_in_force() -> None:
     backups = next(a for a in data["actions"] if a["kind"] == "use_backups")
     assert backups["backups"] == ["gemini", "openai"]
     assert data["issues"] == list(report.issues) and len(report.issues) == 2
+
+
+# -- the module layout --------------------------------------------------------
+
+
+def test_runtime_health_re_exports_the_public_names_of_its_parts() -> None:
+    """Config and checks live in their own modules; ``runtime.health`` still serves them all."""
+    assert list(runtime.health.__all__) == sorted(runtime.health.__all__)
+    for part in (runtime.health_config, runtime.health_checks):
+        for name in set(part.__all__) & set(runtime.health.__all__):
+            assert getattr(runtime.health, name) is getattr(part, name)
+    assert {"HealthConfig", "Thresholds", "Hysteresis"} <= set(runtime.health_config.__all__)
+    assert {"HealthInputs", "assess", "worst"} <= set(runtime.health_checks.__all__)
