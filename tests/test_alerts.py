@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import structlog
 
+import runtime.alerts
+from runtime import alert_rules, alert_selectors, alert_sinks, alert_states
 from runtime.alerts import (
     ALERT_MOVES,
     AlertConfig,
@@ -835,3 +837,15 @@ def test_config_errors_start_with_the_given_source() -> None:
         load_alerts({"rules": [rule(op="~")]}, source="supervision.yaml:alerts")
     with pytest.raises(ConfigError, match="alerts: expected a mapping"):
         load_alerts(["not", "a", "mapping"])  # type: ignore[arg-type]
+
+
+# -- the module layout --------------------------------------------------------
+
+
+def test_runtime_alerts_re_exports_the_public_names_of_its_parts() -> None:
+    """Selectors, rules, states and sinks have their own modules; ``runtime.alerts`` serves them."""
+    engine_internals = {"Delivery", "Dispatcher"}
+    for part in (alert_selectors, alert_rules, alert_states, alert_sinks):
+        for name in set(part.__all__) - engine_internals:
+            assert name in runtime.alerts.__all__
+            assert getattr(runtime.alerts, name) is getattr(part, name)
