@@ -31,40 +31,35 @@ peer's uid is read with ``SO_PEERCRED`` and any other uid gets one
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
 import os
 import selectors
 import socket
-import stat
-import struct
-import sys
 import threading
 import traceback
-from collections import deque
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, Protocol
 
 import structlog
 
 from runtime.clock import SYSTEM_CLOCK, Clock
-from runtime.errors import ConfigError, ProtocolError
-from runtime.protocol import (
-    MAX_MESSAGE_BYTES,
-    ErrorCode,
-    Event,
-    Request,
-    RequestId,
-    Response,
-    decode_request,
-    encode_error,
-    encode_event,
-    encode_response,
-    response_for_exception,
-)
+from runtime.connection import Connection, PostKind, run_close_callback
+from runtime.errors import ProtocolError
+from runtime.handler import Handler, run_request
+from runtime.io_inbox import IoInbox
+from runtime.peer import peer_allowed, peer_credentials, refuse
+from runtime.protocol import ErrorCode, decode_request, encode_error
 from runtime.redaction import redact
+from runtime.socket_file import SocketFile
+from runtime.worker_pool import WorkerPool
+
+__all__ = [
+    "MAX_IN_FLIGHT",
+    "MAX_PENDING_OUTPUT",
+    "Connection",
+    "Handler",
+    "SocketServer",
+    "peer_allowed",
+    "peer_credentials",
+]
 
 log = structlog.get_logger("elexirion.socket")
 
@@ -72,194 +67,7 @@ MAX_PENDING_OUTPUT = 8 << 20
 MAX_IN_FLIGHT = 64
 _RECV_BYTES = 64 << 10
 _ACCEPT_BATCH = 64
-_PROBE_TIMEOUT_S = 1.0
-_MAX_UNIX_PATH = 107
 _SELECT_MAX_S = 1.0
-
-
-class Handler(Protocol):
-    def __call__(self, request: Request, connection: Connection) -> Any:
-        """Return the result (JSON-able, or a Future of it) or raise."""
-        ...
-
-
-# -- peer credentials -------------------------------------------------------------
-
-
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    """``(pid, uid, gid)`` of the process at the other end of a Unix socket.
-
-    Linux reads ``SO_PEERCRED``; macOS and the BSDs ``LOCAL_PEERCRED`` (no pid: -1).
-    """
-    if hasattr(socket, "SO_PEERCRED"):
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, gid = struct.unpack("3i", raw)
-        return pid, uid, gid
-    if sys.platform == "darwin" or "bsd" in sys.platform:  # pragma: no cover - not Linux
-        local_peercred = 0x001
-        # struct xucred { u_int cr_version; uid_t cr_uid; short cr_ngroups; gid_t cr_groups[16]; }
-        raw = sock.getsockopt(0, local_peercred, 4 + 4 + 4 + 16 * 4)
-        _version, uid, _ngroups, gid = struct.unpack_from("IIhxxI", raw)
-        return -1, uid, gid
-    raise OSError(errno.ENOTSUP, "peer credentials are not available on this platform")
-
-
-def peer_allowed(peer_uid: int, server_uid: int) -> bool:
-    """Only the daemon's own user may connect (root included only if the daemon is root)."""
-    return peer_uid == server_uid
-
-
-# -- a connection -------------------------------------------------------------------
-
-
-class Connection:
-    """One client. ``send_event``, ``on_close`` and ``close`` are thread-safe."""
-
-    def __init__(
-        self,
-        server: SocketServer,
-        sock: socket.socket,
-        number: int,
-        *,
-        peer_pid: int,
-        peer_uid: int,
-        now: float,
-    ) -> None:
-        self.number = number
-        self.peer_pid = peer_pid
-        self.peer_uid = peer_uid
-        self._server = server
-        self._sock = sock
-        self._lock = threading.Lock()
-        # guarded by _lock
-        self._out: deque[memoryview] = deque()
-        self._out_bytes = 0
-        self._held_bytes = 0
-        self._refusing = False  # no more output accepted
-        self._write_wanted = False
-        self._in_flight: dict[RequestId, list[bytes]] = {}
-        self._callbacks: list[Callable[[], None]] | None = []
-        # touched by the I/O thread only
-        self._inbuf = bytearray()
-        self._scan = 0
-        self._discarding = False
-        self._eof = False
-        self._close_when_flushed = False
-        self._closed = False
-        self._registered: int = 0
-        self._last_activity = now
-
-    def __repr__(self) -> str:
-        return f"<Connection #{self.number} pid={self.peer_pid} uid={self.peer_uid}>"
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection accepts no more output (closing or closed)."""
-        return self._refusing
-
-    @property
-    def pending_output(self) -> int:
-        """Bytes queued for this client and not yet written."""
-        return self._out_bytes + self._held_bytes
-
-    def send_event(self, subscription_id: RequestId, event: Event | Mapping[str, Any]) -> bool:
-        """Queue one event of subscription ``subscription_id``; False once the client is gone.
-
-        Raises ``ValueError``/``TypeError`` for an event that cannot be encoded
-        and ``ProtocolError(too_large)`` for one over the response limit.
-        """
-        line = encode_event(subscription_id, event)
-        with self._lock:
-            if self._refusing:
-                return False
-            held = self._in_flight.get(subscription_id)
-            if held is None:
-                return self._write_locked(line)
-            if self._out_bytes + self._held_bytes + len(line) > self._server.max_pending_output:
-                self._abort_locked("pending output over the limit")
-                return False
-            held.append(line)
-            self._held_bytes += len(line)
-            return True
-
-    def on_close(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once when the connection closes (now, if it already has).
-
-        Callbacks run on the server's worker pool; keep them short.
-        """
-        with self._lock:
-            if self._callbacks is not None:
-                self._callbacks.append(callback)
-                return
-        callback()
-
-    def close(self) -> None:
-        """Close after what is already queued has been written (bounded by ``stop``)."""
-        with self._lock:
-            if self._refusing:
-                return
-            self._refusing = True
-        self._server._post("close_flushed", self)
-
-    # -- output (any thread) ----------------------------------------------------------
-
-    def _write_locked(self, data: bytes) -> bool:
-        if self._refusing:
-            return False
-        if self._out_bytes + self._held_bytes + len(data) > self._server.max_pending_output:
-            self._abort_locked("pending output over the limit")
-            return False
-        view = memoryview(data)
-        if not self._out:
-            try:
-                sent = self._sock.send(view)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self._abort_locked("send failed")
-                return False
-            if sent == len(view):
-                return True
-            view = view[sent:]
-        self._out.append(view)
-        self._out_bytes += len(view)
-        if not self._write_wanted:
-            self._write_wanted = True
-            self._server._post("write", self)
-        return True
-
-    def _abort_locked(self, reason: str) -> None:
-        if not self._refusing:
-            log.warning("socket_connection_dropped", connection=self.number, reason=reason)
-        self._refusing = True
-        self._out.clear()
-        self._out_bytes = 0
-        self._server._post("close", self)
-
-    def _finish(self, request_id: RequestId, line: bytes) -> None:
-        """Write a response, then any events held back for it."""
-        with self._lock:
-            held = self._in_flight.pop(request_id, [])
-            self._held_bytes -= sum(map(len, held))
-            self._write_locked(line)
-            for event_line in held:
-                self._write_locked(event_line)
-            wake = len(self._in_flight) == self._server.max_in_flight - 1 or (
-                self._eof and not self._in_flight
-            )
-        if wake:
-            self._server._post("input", self)
-
-    def _take_callbacks(self) -> list[Callable[[], None]]:
-        with self._lock:
-            self._refusing = True
-            callbacks, self._callbacks = self._callbacks or [], None
-            self._out.clear()
-            self._out_bytes = 0
-        return callbacks
-
-
-_PostKind = Literal["write", "close", "close_flushed", "input", "stop", "close_all"]
 
 
 class SocketServer:
@@ -284,24 +92,17 @@ class SocketServer:
         self.max_pending_output = max_pending_output
         self.max_in_flight = max_in_flight
         self._handler = handler
-        self._workers = workers
         self._uid = os.getuid() if allowed_uid is None else allowed_uid
         self._clock = clock
         self._conns: dict[int, Connection] = {}
         self._numbers = 0
-        self._posts: deque[tuple[_PostKind, Connection | None]] = deque()
-        self._woken = False
-        self._running = 0
-        self._idle = threading.Condition()
-        self._local = threading.local()
+        self._inbox = IoInbox()
+        self._pool = WorkerPool(workers, "elx-socket-worker")
         self._state = "new"
         self._state_lock = threading.Lock()
+        self._socket_file = SocketFile(self.path)
         self._listener: socket.socket | None = None
-        self._inode: tuple[int, int] | None = None
         self._selector: selectors.BaseSelector | None = None
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
-        self._executor: ThreadPoolExecutor | None = None
         self._io_thread: threading.Thread | None = None
         self._accepting = True
         self._closing_all_by: float | None = None
@@ -321,14 +122,12 @@ class SocketServer:
         with self._state_lock:
             if self._state != "new":
                 raise RuntimeError(f"socket server is {self._state}; start it only once")
-            self._listener = self._bind()
+            self._listener = self._socket_file.bind(min(self.max_connections, socket.SOMAXCONN))
             self._selector = selectors.DefaultSelector()
-            self._wake_r, self._wake_w = socket.socketpair()
-            self._wake_r.setblocking(False)
-            self._wake_w.setblocking(False)
+            wake = self._inbox.open()
             self._selector.register(self._listener, selectors.EVENT_READ, "listener")
-            self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-            self._executor = ThreadPoolExecutor(self._workers, "elx-socket-worker")
+            self._selector.register(wake, selectors.EVENT_READ, "wake")
+            self._pool.start()
             self._io_thread = threading.Thread(target=self._io_loop, name="elx-socket-io")
             self._state = "running"
             self._io_thread.start()
@@ -341,7 +140,7 @@ class SocketServer:
         busy when it ran out (those threads are left to finish on their own).
         Must not be called from a handler: signal another thread instead.
         """
-        if getattr(self._local, "worker", False):
+        if self._pool.in_worker:
             raise RuntimeError("stop() called from a request handler; call it from another thread")
         with self._state_lock:
             if self._state != "running":
@@ -349,25 +148,17 @@ class SocketServer:
             self._state = "stopping"
         deadline = self._clock.now() + timeout
         self._post("stop", None)
-        with self._idle:
-            handlers_done = self._idle.wait_for(
-                lambda: self._running == 0, max(0.0, deadline - self._clock.now())
-            )
+        self._pool.wait_idle(max(0.0, deadline - self._clock.now()))
         self._closing_all_by = deadline
         self._post("close_all", None)
-        assert self._io_thread is not None and self._executor is not None
+        assert self._io_thread is not None
         self._io_thread.join(max(0.0, deadline - self._clock.now()))
         io_done = not self._io_thread.is_alive()
-        self._executor.shutdown(wait=False)  # queued work still runs: counts must drain
-        with self._idle:
-            handlers_done = self._idle.wait_for(
-                lambda: self._running == 0, max(0.0, deadline - self._clock.now())
-            )
+        self._pool.shutdown(wait=False)  # queued work still runs: counts must drain
+        handlers_done = self._pool.wait_idle(max(0.0, deadline - self._clock.now()))
         if handlers_done:
-            self._executor.shutdown(wait=True)
-        for sock in (self._wake_r, self._wake_w):
-            if sock is not None:
-                sock.close()
+            self._pool.shutdown(wait=True)
+        self._inbox.close()
         with self._state_lock:
             self._state = "stopped"
         log.info("socket_stopped", path=str(self.path), clean=handlers_done and io_done)
@@ -380,54 +171,10 @@ class SocketServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- binding ----------------------------------------------------------------------
-
-    def _bind(self) -> socket.socket:
-        path = self.path
-        if len(os.fsencode(path)) > _MAX_UNIX_PATH:
-            raise ConfigError(
-                f"socket path {path} is longer than {_MAX_UNIX_PATH} bytes; "
-                "use a shorter --state-dir"
-            )
-        _private_directory(path.parent)
-        _clear_stale_socket(path)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            old_umask = os.umask(0o177)  # the socket is born 0600: no window
-            try:
-                listener.bind(str(path))
-            finally:
-                os.umask(old_umask)
-            path.chmod(0o600)
-            info = path.stat()
-            self._inode = (info.st_dev, info.st_ino)
-            listener.listen(min(self.max_connections, socket.SOMAXCONN))
-            listener.setblocking(False)
-        except OSError as exc:
-            listener.close()
-            raise ConfigError(f"cannot listen on {path}: {exc.strerror or exc}") from None
-        return listener
-
-    def _remove_socket_file(self) -> None:
-        try:
-            info = self.path.stat()
-        except OSError:
-            return
-        if (info.st_dev, info.st_ino) == self._inode:  # never unlink a successor's socket
-            self.path.unlink(missing_ok=True)
-
     # -- cross-thread requests to the I/O thread ----------------------------------------
 
-    def _post(self, kind: _PostKind, conn: Connection | None) -> None:
-        self._posts.append((kind, conn))
-        if not self._woken and self._wake_w is not None:
-            self._woken = True
-            try:
-                self._wake_w.send(b"\0")
-            except (BlockingIOError, InterruptedError):
-                pass  # the loop already has wake-up bytes to read
-            except OSError:
-                pass  # stopped: nobody is listening any more
+    def _post(self, kind: PostKind, conn: Connection | None) -> None:
+        self._inbox.post(kind, conn)
 
     # -- the I/O thread -----------------------------------------------------------------
 
@@ -439,7 +186,7 @@ class SocketServer:
                     if key.data == "listener":
                         self._accept()
                     elif key.data == "wake":
-                        self._drain_wake()
+                        self._inbox.drain_wake()
                     else:
                         self._on_ready(key.data, mask)
                 self._drain_posts()
@@ -463,18 +210,8 @@ class SocketServer:
             timeout = min(timeout, 0.05)
         return timeout
 
-    def _drain_wake(self) -> None:
-        assert self._wake_r is not None
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
-        self._woken = False
-
     def _drain_posts(self) -> None:
-        while self._posts:
-            kind, conn = self._posts.popleft()
+        for kind, conn in self._inbox.take():
             if kind == "stop":
                 self._accepting = False
                 self._close_listener()
@@ -514,17 +251,17 @@ class SocketServer:
                 continue
             if not peer_allowed(uid, self._uid):
                 log.warning("socket_peer_refused", peer_uid=uid, peer_pid=pid)
-                _refuse(
+                refuse(
                     sock,
                     ErrorCode.FORBIDDEN,
                     f"connections from uid {uid} are refused; the daemon serves uid {self._uid}",
                 )
                 continue
             if not self._accepting:
-                _refuse(sock, ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
+                refuse(sock, ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
                 continue
             if len(self._conns) >= self.max_connections:
-                _refuse(
+                refuse(
                     sock,
                     ErrorCode.UNAVAILABLE,
                     f"too many connections ({self.max_connections}); try again later",
@@ -539,8 +276,8 @@ class SocketServer:
 
     def _on_ready(self, conn: Connection, mask: int) -> None:
         try:
-            if mask & selectors.EVENT_WRITE:
-                self._flush(conn)
+            if mask & selectors.EVENT_WRITE and conn._flush():
+                self._update_interest(conn)
             if mask & selectors.EVENT_READ and not conn._closed:
                 self._read(conn)
             if not conn._closed:
@@ -549,20 +286,12 @@ class SocketServer:
             log.error("socket_connection_failed", traceback=redact(traceback.format_exc()))
             self._close(conn)
 
-    def _wanted_mask(self, conn: Connection) -> int:
-        mask = 0
-        if not conn._eof and len(conn._in_flight) < self.max_in_flight:
-            mask |= selectors.EVENT_READ
-        if conn._out:
-            mask |= selectors.EVENT_WRITE
-        return mask
-
     def _update_interest(self, conn: Connection) -> None:
         assert self._selector is not None
         if conn._closed:
             return
         with conn._lock:
-            mask = self._wanted_mask(conn)
+            mask = conn._wanted_mask()
         if mask == conn._registered:
             return
         if conn._registered == 0:
@@ -572,26 +301,6 @@ class SocketServer:
         else:
             self._selector.modify(conn._sock, mask, conn)
         conn._registered = mask
-
-    def _flush(self, conn: Connection) -> None:
-        with conn._lock:
-            while conn._out:
-                chunk = conn._out[0]
-                try:
-                    sent = conn._sock.send(chunk)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    conn._abort_locked("send failed")
-                    return
-                conn._out_bytes -= sent
-                if sent < len(chunk):
-                    conn._out[0] = chunk[sent:]
-                    break
-                conn._out.popleft()
-            if not conn._out:
-                conn._write_wanted = False
-        self._update_interest(conn)
 
     def _read(self, conn: Connection) -> None:
         try:
@@ -606,36 +315,16 @@ class SocketServer:
             self._update_interest(conn)
             return
         conn._last_activity = self._clock.now()
-        if conn._discarding:
-            newline = data.find(b"\n")
-            if newline < 0:
-                return
-            data = data[newline + 1 :]
-            conn._discarding = False
-        conn._inbuf += data
-        self._process_input(conn)
+        if conn._feed(data):
+            self._process_input(conn)
 
     def _process_input(self, conn: Connection) -> None:
-        buf = conn._inbuf
-        start = 0
         while len(conn._in_flight) < self.max_in_flight and self._accepting and not conn._closed:
-            newline = buf.find(b"\n", max(start, conn._scan))
-            if newline < 0:
-                conn._scan = len(buf)
-                if len(buf) - start > MAX_MESSAGE_BYTES:
-                    self._reply_error(conn, None, ErrorCode.TOO_LARGE, _too_large_message())
-                    start = len(buf)
-                    conn._discarding = True
+            line = conn._next_line()
+            if line is None:
                 break
-            line = bytes(buf[start:newline])
-            start = newline + 1
-            if len(line) > MAX_MESSAGE_BYTES:
-                self._reply_error(conn, None, ErrorCode.TOO_LARGE, _too_large_message())
-                continue
             self._handle_line(conn, line)
-        if start:
-            del buf[:start]
-            conn._scan = max(0, conn._scan - start)
+        conn._compact()
         self._update_interest(conn)
 
     def _handle_line(self, conn: Connection, line: bytes) -> None:
@@ -644,31 +333,20 @@ class SocketServer:
         try:
             request = decode_request(line)
         except ProtocolError as exc:
-            self._reply_error(conn, exc.request_id, ErrorCode(exc.code), exc.message)
+            conn._reply_error(exc.request_id, ErrorCode(exc.code), exc.message)
             return
-        with conn._lock:
-            duplicate = request.id in conn._in_flight
-            if not duplicate:
-                conn._in_flight[request.id] = []
-        if duplicate:
-            self._reply_error(
-                conn,
+        if not conn._begin(request.id):
+            conn._reply_error(
                 request.id,
                 ErrorCode.INVALID_REQUEST,
                 f"request id {request.id!r} is already in flight on this connection",
             )
             return
-        if not self._submit(self._run, conn, request):
+        if not self._pool.submit(run_request, self._handler, conn, request):
             conn._finish(
                 request.id,
                 encode_error(request.id, ErrorCode.SHUTTING_DOWN, "the daemon is shutting down"),
             )
-
-    def _reply_error(
-        self, conn: Connection, request_id: RequestId | None, code: ErrorCode, message: str
-    ) -> None:
-        with conn._lock:
-            conn._write_locked(encode_error(request_id, code, message))
 
     def _maybe_finish(self, conn: Connection) -> None:
         """Close a half-closed or closing connection once nothing is left to say."""
@@ -692,8 +370,8 @@ class SocketServer:
         with conn._lock:
             conn._sock.close()
         for callback in callbacks:
-            if not self._submit(_run_callback, callback):
-                _run_callback(callback)
+            if not self._pool.submit(run_close_callback, callback):
+                run_close_callback(callback)
 
     def _close_idle(self) -> None:
         assert self.idle_timeout_s is not None
@@ -725,127 +403,4 @@ class SocketServer:
                 self._selector.unregister(self._listener)
         self._listener.close()
         self._listener = None
-        self._remove_socket_file()
-
-    # -- the worker pool ------------------------------------------------------------------
-
-    def _submit(self, fn: Callable[..., None], *args: Any) -> bool:
-        assert self._executor is not None
-        with self._idle:
-            self._running += 1
-        try:
-            self._executor.submit(self._counted, fn, *args)
-        except RuntimeError:  # the pool is shut down
-            self._done_one()
-            return False
-        return True
-
-    def _counted(self, fn: Callable[..., None], *args: Any) -> None:
-        self._local.worker = True
-        try:
-            fn(*args)
-        finally:
-            self._local.worker = False
-            self._done_one()
-
-    def _done_one(self) -> None:
-        with self._idle:
-            self._running -= 1
-            if self._running == 0:
-                self._idle.notify_all()
-
-    def _run(self, conn: Connection, request: Request) -> None:
-        try:
-            result = self._handler(request, conn)
-        except Exception as exc:
-            response = self._failure(request, exc)
-        else:
-            if isinstance(result, Future):
-                result.add_done_callback(functools.partial(self._future_done, conn, request))
-                return
-            response = Response.ok(request.id, result)
-        conn._finish(request.id, encode_response(response))
-
-    def _future_done(self, conn: Connection, request: Request, future: Future[Any]) -> None:
-        if future.cancelled():
-            response = Response.failure(
-                request.id, ErrorCode.SHUTTING_DOWN, "the request was cancelled"
-            )
-        elif (exc := future.exception()) is not None:
-            response = self._failure(request, exc)
-        else:
-            response = Response.ok(request.id, future.result())
-        conn._finish(request.id, encode_response(response))
-
-    def _failure(self, request: Request, exc: BaseException) -> Response:
-        response = response_for_exception(request.id, exc)
-        if response.error is not None and response.error.code is ErrorCode.INTERNAL:
-            log.error(
-                "socket_handler_failed",
-                method=request.method,
-                traceback=redact("".join(traceback.format_exception(exc))),
-            )
-        return response
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-def _too_large_message() -> str:
-    return f"request line is over {MAX_MESSAGE_BYTES} bytes; it was discarded"
-
-
-def _refuse(sock: socket.socket, code: ErrorCode, message: str) -> None:
-    with contextlib.suppress(OSError):
-        sock.send(encode_error(None, code, message))
-    sock.close()
-
-
-def _run_callback(callback: Callable[[], None]) -> None:
-    try:
-        callback()
-    except Exception:
-        log.error("socket_on_close_failed", traceback=redact(traceback.format_exc()))
-
-
-def _private_directory(directory: Path) -> None:
-    """Create ``directory`` 0700, or make it 0700; refuse one that another user owns."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        info = directory.stat()
-    except OSError as exc:
-        raise ConfigError(f"cannot create {directory}: {exc.strerror or exc}") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"{directory} is not a directory; choose another --state-dir")
-    if info.st_uid != os.getuid():
-        raise ConfigError(
-            f"{directory} belongs to uid {info.st_uid}, not to you (uid {os.getuid()}); "
-            "choose a state directory of your own"
-        )
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        directory.chmod(0o700)
-
-
-def _clear_stale_socket(path: Path) -> None:
-    """Remove a socket left by a dead server; refuse if a live one answers there."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(info.st_mode):
-        raise ConfigError(f"{path} exists and is not a socket; move it away first")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(_PROBE_TIMEOUT_S)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)
-        return
-    except OSError as exc:  # a timeout means a live server with a full backlog
-        raise ConfigError(
-            f"a server is already listening on {path} ({exc.strerror or exc}); "
-            "stop it with `elx shutdown` first"
-        ) from None
-    finally:
-        probe.close()
-    raise ConfigError(f"a daemon is already listening on {path}; stop it with `elx shutdown` first")
+        self._socket_file.remove()
