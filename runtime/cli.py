@@ -305,6 +305,7 @@ def _register_daemon_commands() -> None:
     cli_daemon.register(main)
     cli_top.register(main)
     cli_prompts.register(main)
+    cli_prompts.register_optimize(main)
 
 
 _register_daemon_commands()

@@ -61,6 +61,98 @@ def register(main: click.Group) -> None:
         )
 
 
+def register_optimize(main: click.Group) -> None:
+    @main.command()
+    @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--step", required=True, help="The LLM step to optimize.")
+    @click.option(
+        "--optimizer",
+        type=click.Choice(["bootstrap", "random_search", "mipro"]),
+        default="bootstrap",
+        show_default=True,
+    )
+    @click.option(
+        "--trainset",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="JSONL of {inputs, answer}; default: <pipeline>.examples.jsonl.",
+    )
+    @click.option("--metric", default="exact", show_default=True, help="exact, contains, ...")
+    @click.option("--threshold", default=0.05, show_default=True, help="Least dev-score gain.")
+    @click.option("--dev-fraction", default=0.3, show_default=True)
+    @click.option("--seed", default=0, show_default=True)
+    @click.option(
+        "--max-demos", type=int, help="Demonstrations to keep (labelled and bootstrapped)."
+    )
+    @click.option(
+        "--provider", help="Send the optimizer's calls to this provider ('demo': the demo model)."
+    )
+    @state_dir_option
+    @json_option
+    def optimize(
+        pipeline: Path,
+        step: str,
+        optimizer: str,
+        trainset: Path | None,
+        metric: str,
+        threshold: float,
+        dev_fraction: float,
+        seed: int,
+        max_demos: int | None,
+        provider: str | None,
+        state_dir: str,
+        as_json: bool,
+    ) -> None:
+        """Compile a better prompt for a step with DSPy; write it back if it scores better."""
+        from runtime.config import Settings
+        from runtime.optimize.session import optimize_step
+
+        settings = Settings.from_env().with_(state_dir=Path(state_dir))
+        if provider == "demo":
+            from runtime.providers.gateway import LocalGateway
+            from runtime.testing.demo_mock import DemoMockProvider
+
+            gateway: Any = LocalGateway({"mock": DemoMockProvider()}, settings)
+            provider = "mock"
+        else:
+            from runtime.providers.gateway import default_gateway
+
+            gateway = default_gateway(settings)
+        options = (
+            {"max_labeled_demos": max_demos, "max_bootstrapped_demos": max_demos}
+            if max_demos is not None
+            else None
+        )
+        outcome = _guard(
+            lambda: optimize_step(
+                pipeline,
+                step,
+                gateway=gateway,
+                state_dir=Path(state_dir),
+                trainset=trainset,
+                metric=metric,
+                optimizer=optimizer,
+                settings=options,
+                threshold=threshold,
+                dev_fraction=dev_fraction,
+                seed=seed,
+                provider=provider,
+                progress=lambda line: click.echo(line, err=True),
+            )
+        )
+        if as_json:
+            click.echo(json.dumps(outcome.to_json(), indent=2))
+        else:
+            verdict = (
+                f"promoted as version {outcome.version.number}"
+                if outcome.promoted
+                else "kept the current prompt"
+            )
+            click.echo(
+                f"{pipeline.name} step {step}: {outcome.result.before:.2f} → "
+                f"{outcome.result.after:.2f}; {verdict}"
+            )
+
+
 def _versions(state_dir: str) -> Any:
     from runtime.optimize.versions import PromptVersions
 
@@ -68,10 +160,13 @@ def _versions(state_dir: str) -> Any:
 
 
 def _guard(fn: Any) -> Any:
-    from runtime.errors import ConfigError
+    from runtime.errors import ConfigError, ElexirionError
 
     try:
         return fn()
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    except ElexirionError as exc:  # a provider or budget failure during the compile
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
