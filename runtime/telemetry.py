@@ -117,6 +117,31 @@ class OptimizerRun:
     duration_s: float = 0.0
 
 
+def provider_call_event(
+    provider: str,
+    duration_s: float,
+    response: Any = None,
+    error: Any = None,
+    *,
+    cancelled: bool = False,
+) -> ProviderCall:
+    """The ProviderCall for one finished call: its response (an LLMResponse), or its error."""
+    if response is not None:
+        return ProviderCall(
+            response.provider,
+            duration_s,
+            "ok",
+            response.model,
+            response.usage.input_tokens,
+            response.usage.output_tokens,
+            response.cost_usd,
+        )
+    if cancelled:
+        return ProviderCall(provider, duration_s, "cancelled")
+    kind = error.kind.value if error is not None else "error"
+    return ProviderCall(provider, duration_s, "error", error_kind=kind)
+
+
 TelemetryEvent = (
     JobChanged
     | StepDone
@@ -579,4 +604,5 @@ __all__ = [
     "from_tree_event",
     "percentile",
     "process_rss_bytes",
+    "provider_call_event",
 ]

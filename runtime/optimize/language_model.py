@@ -285,30 +285,15 @@ class GatewayEngine:
     ) -> None:
         if self._telemetry is None:
             return
-        from runtime.telemetry import ProviderCall
+        from runtime.telemetry import provider_call_event
 
+        provider = getattr(error, "provider", None) or self.provider
         duration = max(0.0, self._clock.now() - started)
-        if response is not None:
-            event = ProviderCall(
-                response.provider,
-                duration,
-                "ok",
-                response.model,
-                response.usage.input_tokens,
-                response.usage.output_tokens,
-                response.cost_usd,
+        self._telemetry(
+            provider_call_event(
+                provider, duration, response, error, cancelled=isinstance(error, Cancelled)
             )
-        else:
-            cancelled = isinstance(error, Cancelled)
-            kind = error.kind.value if error is not None else "error"
-            provider = getattr(error, "provider", None) or self.provider
-            event = ProviderCall(
-                provider,
-                duration,
-                "cancelled" if cancelled else "error",
-                error_kind="" if cancelled else kind,
-            )
-        self._telemetry(event)
+        )
 
 
 def _role(message: Any) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from runtime.errors import ConfigError
 from runtime.optimize.compiler import CompileResult, compile_step, promote, split
-from runtime.optimize.examples import curated_examples
+from runtime.optimize.examples import curated_examples, read_jsonl
 from runtime.optimize.program import Example, StepProgram
 from runtime.optimize.scoring import metric_from
 from runtime.optimize.versions import PromptVersions, Version
@@ -54,13 +54,7 @@ class Outcome:
 def load_trainset(path: Path) -> list[Example]:
     """``{"inputs": {...}, "answer": ...}`` per line; errors name the file and line."""
     examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not JSON: {exc.msg}") from None
+    for number, data in read_jsonl(path):
         if not isinstance(data, dict) or "answer" not in data:
             raise ConfigError(f"{path}:{number}: an example needs 'inputs' and 'answer'")
         examples.append(Example(dict(data.get("inputs") or {}), data["answer"]))

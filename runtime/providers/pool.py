@@ -346,26 +346,14 @@ class PoolGateway:
     ) -> None:
         if self._telemetry is None:
             return
-        from runtime.telemetry import ProviderCall
+        from runtime.telemetry import provider_call_event
 
-        duration = self._clock.now() - started
-        if response is not None:
-            event = ProviderCall(
-                provider,
-                duration,
-                "ok",
-                response.model,
-                response.usage.input_tokens,
-                response.usage.output_tokens,
-                response.cost_usd,
+        cut = request.control is not None and request.control.is_set()
+        self._telemetry(
+            provider_call_event(
+                provider, self._clock.now() - started, response, error, cancelled=cut
             )
-        else:
-            cut = request.control is not None and request.control.is_set()
-            kind = error.kind.value if error is not None else "error"
-            event = ProviderCall(
-                provider, duration, "cancelled" if cut else "error", error_kind="" if cut else kind
-            )
-        self._telemetry(event)
+        )
 
 
 __all__ = ["PoolGateway", "PoolPolicy", "ProviderPool", "pool_detail"]
