@@ -45,6 +45,8 @@ def test_the_readme_session_runs_as_written(daemon: DaemonProcess) -> None:
     for args, shown in commands:
         if args[0] in ("chat", "top"):  # interactive: tests/e2e drive them with stdin / --once
             continue
+        if args[0] in ("optimize", "prompts"):  # they rewrite the file: tests/optimize uses a copy
+            continue
         args = [last_job if re.fullmatch(r"[0-9a-f]{12}", a) else a for a in args]
         done = daemon.elx(*args)
         assert done.returncode == 0, (args, done.stderr)
