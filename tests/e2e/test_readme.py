@@ -40,6 +40,8 @@ def test_the_readme_session_runs_as_written(daemon: DaemonProcess) -> None:
         "metrics",
         "stats",
         "top",
+        "optimize",
+        "prompts",
     ]
     last_job = ""
     for args, shown in commands:
