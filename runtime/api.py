@@ -95,6 +95,8 @@ class DaemonApi:
             "stats": self.stats,
             "rate": self.rate,
             "examples": self.examples,
+            "optimize": self.optimize,
+            "optimizations": self.optimizations,
         }
 
     def __call__(self, request: Request, connection: Connection) -> Any:
@@ -264,6 +266,41 @@ class DaemonApi:
         if path is not None:
             rows.extend(curated_examples(path, step))
         return {"pipeline": pipeline, "examples": rows}
+
+    # -- the optimizer -----------------------------------------------------------------
+
+    def optimize(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        """Start a compile off to the side; with ``wait``, answer when it ends."""
+        runner = self.context.optimizer
+        if runner is None:
+            raise ProtocolError(
+                ErrorCode.UNAVAILABLE, "the optimizer is down; pipelines keep their prompts"
+            )
+        name: str = _param(params, "pipeline", str, required=True)
+        step: str = _param(params, "step", str, required=True)
+        path = self.context.jobs.resolve_pipeline(name)
+        options = {
+            key: _param(params, key, kind)
+            for key, kind in (
+                ("optimizer", str),
+                ("trainset", str),
+                ("metric", str),
+                ("threshold", (int, float)),
+                ("dev_fraction", (int, float)),
+                ("seed", int),
+                ("max_demos", int),
+                ("provider", str),
+            )
+        }
+        limit = float(_param(params, "time_limit_s", (int, float), default=900.0))
+        job = runner.start(str(path), step, options=options, time_limit_s=limit)
+        if _param(params, "wait", bool, default=False):
+            return job.done
+        return job.to_json()
+
+    def optimizations(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        runner = self.context.optimizer
+        return runner.list() if runner is not None else []
 
     # -- the tree -------------------------------------------------------------------
 

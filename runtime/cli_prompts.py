@@ -86,6 +86,7 @@ def register_optimize(main: click.Group) -> None:
     @click.option(
         "--provider", help="Send the optimizer's calls to this provider ('demo': the demo model)."
     )
+    @click.option("--local", is_flag=True, help="Compile in this process, without the daemon.")
     @state_dir_option
     @json_option
     def optimize(
@@ -99,10 +100,34 @@ def register_optimize(main: click.Group) -> None:
         seed: int,
         max_demos: int | None,
         provider: str | None,
+        local: bool,
         state_dir: str,
         as_json: bool,
     ) -> None:
-        """Compile a better prompt for a step with DSPy; write it back if it scores better."""
+        """Compile a better prompt for a step with DSPy; write it back if it scores better.
+
+        By default the daemon's optimizer runs it off to the side and this command
+        shows its progress; --local compiles here, without a daemon.
+        """
+        if not local:
+            _remote_optimize(
+                state_dir,
+                {
+                    "pipeline": str(pipeline.resolve()),
+                    "step": step,
+                    "optimizer": optimizer,
+                    "trainset": str(trainset.resolve()) if trainset else None,
+                    "metric": metric,
+                    "threshold": threshold,
+                    "dev_fraction": dev_fraction,
+                    "seed": seed,
+                    "max_demos": max_demos,
+                    "provider": provider,
+                    "wait": True,
+                },
+                as_json,
+            )
+            return
         from runtime.config import Settings
         from runtime.optimize.session import optimize_step
 
@@ -151,6 +176,32 @@ def register_optimize(main: click.Group) -> None:
                 f"{pipeline.name} step {step}: {outcome.result.before:.2f} → "
                 f"{outcome.result.after:.2f}; {verdict}"
             )
+
+
+def _remote_optimize(state_dir: str, params: dict[str, Any], as_json: bool) -> None:
+    from runtime.cli_daemon import _Remote
+
+    remote = _Remote(state_dir, timeout=3600)
+    done = remote.call("optimize", {k: v for k, v in params.items() if v is not None})
+    if as_json:
+        click.echo(json.dumps(done, indent=2))
+    else:
+        for line in done.get("progress", []):
+            click.echo(line, err=True)
+        result = done.get("result") or {}
+        if done["status"] in ("promoted", "kept"):
+            verdict = (
+                f"promoted as version {result.get('version')}"
+                if done["status"] == "promoted"
+                else "kept the current prompt"
+            )
+            click.echo(
+                f"{Path(done['pipeline']).name} step {done['step']}: "
+                f"{result.get('before', 0):.2f} → {result.get('after', 0):.2f}; {verdict}"
+            )
+    if done["status"] not in ("promoted", "kept"):
+        click.echo(f"error: the compile {done['status']}: {done.get('error')}", err=True)
+        sys.exit(1)
 
 
 def _versions(state_dir: str) -> Any:

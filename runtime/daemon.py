@@ -38,6 +38,7 @@ from runtime.store import Store
 if TYPE_CHECKING:
     from runtime.agent import Agent
     from runtime.jobs import JobManager
+    from runtime.optimize.runner import CompileRunner
     from runtime.providers.pool import PoolGateway
     from runtime.supervision import RootHandle
     from runtime.telemetry import Telemetry
@@ -71,6 +72,7 @@ class DaemonContext:
     telemetry: Telemetry | None = None
     tracer: JobTracer | None = None
     watchdog: Watchdog | None = None
+    optimizer: CompileRunner | None = None
     api: Any = None
     ready: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)

@@ -41,6 +41,7 @@ def test_elx_optimize_improves_the_example_writes_it_back_and_rollback_undoes_it
         main,
         [
             "optimize",
+            "--local",
             str(pipeline),
             "--step",
             "code",
@@ -74,6 +75,7 @@ def test_too_few_examples_is_a_clear_error(tmp_path: Path) -> None:
         main,
         [
             "optimize",
+            "--local",
             str(tmp_path / "codes.yaml"),
             "--step",
             "code",
