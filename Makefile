@@ -52,6 +52,8 @@ bench: install
 	$(BIN)/python bench/supervision_bench.py
 	$(BIN)/python bench/socket_bench.py
 	$(BIN)/python bench/daemon_bench.py
+	$(BIN)/python bench/telemetry_bench.py
+	$(BIN)/python bench/optimizer_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
