@@ -97,6 +97,7 @@ class DaemonApi:
             "examples": self.examples,
             "optimize": self.optimize,
             "optimizations": self.optimizations,
+            "ab": self.ab,
         }
 
     def __call__(self, request: Request, connection: Connection) -> Any:
@@ -297,6 +298,19 @@ class DaemonApi:
         if _param(params, "wait", bool, default=False):
             return job.done
         return job.to_json()
+
+    def ab(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
+        """A/B state of a pipeline's candidates; ``apply`` promotes or retires as decided."""
+        from runtime.optimize.experiment import review
+        from runtime.optimize.versions import PromptVersions
+
+        path = self.context.jobs.resolve_pipeline(_param(params, "pipeline", str, required=True))
+        apply = bool(_param(params, "apply", bool, default=False))
+        versions = PromptVersions(self.context.settings.state_dir)
+        return {
+            "pipeline": path.stem,
+            "steps": review(path, self.context.store, versions, apply=apply),
+        }
 
     def optimizations(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
         runner = self.context.optimizer

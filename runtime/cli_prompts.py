@@ -22,6 +22,8 @@ def register(main: click.Group) -> None:
     def prompts() -> None:
         """History, diff and rollback of optimized prompts (see `elx optimize`)."""
 
+    _ab_command(prompts)
+
     @prompts.command("history")
     @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @state_dir_option
@@ -59,6 +61,30 @@ def register(main: click.Group) -> None:
         click.echo(
             f"{pipeline}: restored the file as it was before version {done.meta['rolled_back']}"
         )
+
+
+def _ab_command(prompts: click.Group) -> None:
+    @prompts.command("ab")
+    @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--apply", is_flag=True, help="Promote or retire candidates as decided.")
+    @state_dir_option
+    @json_option
+    def ab(pipeline: Path, apply: bool, state_dir: str, as_json: bool) -> None:
+        """A/B tests of candidate prompts: each arm's runs and successes, and the verdict."""
+        from runtime.cli_daemon import _Remote
+
+        data = _Remote(state_dir).call("ab", {"pipeline": str(pipeline.resolve()), "apply": apply})
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+            return
+        if not data["steps"]:
+            click.echo(f"{pipeline.name}: no step has a candidate prompt")
+        for step in data["steps"]:
+            done = " (applied)" if step["applied"] else ""
+            click.echo(
+                f"{step['step']}: {step['action']}{done} — {step['reason']} "
+                f"(z {step['z']:.2f}, candidate share {step['fraction']:.0%})"
+            )
 
 
 def register_optimize(main: click.Group) -> None:

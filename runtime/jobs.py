@@ -353,6 +353,7 @@ class JobManager:
         if status is not None:
             if status is JobState.COMPLETED:
                 self._keep_examples(row, pipeline, result)
+            self._record_arms(row, pipeline, result)
             self._finish(job_id, status, result=result.to_json(), error=result.error)
         return result
 
@@ -421,6 +422,28 @@ class JobManager:
             log.info("job_interrupted", job=job_id, step=live.step)
             return result, None, pipeline_name
         return result, status, pipeline_name
+
+    def _record_arms(self, row: JobRow, pipeline: str, result: RunResult) -> None:
+        """Steps that ran an A/B arm: which arm, and whether the step succeeded."""
+        rows = [
+            (
+                pipeline,
+                name,
+                str(record["meta"]["arm"]),
+                row.id,
+                record.get("status") == "completed",
+            )
+            for name, record in result.steps.items()
+            if (record.get("meta") or {}).get("arm")
+        ]
+        error = result.error or {}
+        if error.get("arm") and error.get("step") and error["step"] not in result.steps:
+            rows.append((pipeline, str(error["step"]), str(error["arm"]), row.id, False))
+        if rows:
+            try:
+                self.store.record_ab(rows)
+            except Exception as exc:
+                log.warning("ab_outcome_not_kept", job=row.id, error=str(exc))
 
     def _keep_examples(self, row: JobRow, pipeline: str, result: RunResult) -> None:
         """Each LLM step of a completed job becomes an optimizer example (deduplicated)."""

@@ -127,6 +127,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX examples_by_job ON examples(job);
     """,
+    """
+    CREATE TABLE ab_outcomes (
+        pipeline TEXT NOT NULL,
+        step TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        job TEXT NOT NULL,
+        success INTEGER NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (pipeline, step, job)
+    );
+    """,
 )
 
 FINAL_JOB_STATES = ("completed", "failed", "cancelled", "budget_exceeded")
@@ -597,6 +608,34 @@ class Store:
             item["output"] = json.loads(item["output"])
             out.append(item)
         return out
+
+    # -- A/B outcomes --------------------------------------------------------------------
+
+    def record_ab(self, rows: Sequence[tuple[str, str, str, str, bool]]) -> None:
+        """(pipeline, step, arm, job, success) per step that ran an A/B arm."""
+        now = time.time()
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO ab_outcomes (pipeline, step, arm, job, success, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(p, s, a, j, int(ok), now) for p, s, a, j, ok in rows],
+            )
+
+    def ab_counts(self, pipeline: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """(step, arm) → (runs, successes)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT step, arm, COUNT(*), SUM(success) FROM ab_outcomes WHERE pipeline = ?"
+                " GROUP BY step, arm",
+                (pipeline,),
+            ).fetchall()
+        return {(r[0], r[1]): (int(r[2]), int(r[3] or 0)) for r in rows}
+
+    def clear_ab(self, pipeline: str, step: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "DELETE FROM ab_outcomes WHERE pipeline = ? AND step = ?", (pipeline, step)
+            )
 
     # -- jobs ---------------------------------------------------------------------
 

@@ -53,6 +53,13 @@ def _steps(node: Any) -> Iterator[Any]:
 
 def render_optimized(path: Path, step: str, block: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """The file's bytes now and with ``block`` as ``step``'s ``optimized`` (nothing written)."""
+    return render_step_edit(path, step, {"optimized": block})
+
+
+def render_step_edit(
+    path: Path, step: str, values: Mapping[str, Any], remove: tuple[str, ...] = ()
+) -> tuple[bytes, bytes]:
+    """The file's bytes now and with ``step``'s keys set to ``values`` and ``remove`` gone."""
     before = path.read_bytes()
     yaml = _yaml()
     document = yaml.load(before.decode("utf-8"))
@@ -65,7 +72,10 @@ def render_optimized(path: Path, step: str, block: Mapping[str, Any]) -> tuple[b
         raise ConfigError(f"{path}: no step named '{step}' (steps: {names})")
     if len(matches) > 1:
         raise ConfigError(f"{path}: more than one step is named '{step}'")
-    matches[0]["optimized"] = _plain(block)
+    for key, value in values.items():
+        matches[0][key] = _plain(value)
+    for key in remove:
+        matches[0].pop(key, None)
     out = io.StringIO()
     yaml.dump(document, out)
     return before, out.getvalue().encode("utf-8")
@@ -73,17 +83,24 @@ def render_optimized(path: Path, step: str, block: Mapping[str, Any]) -> tuple[b
 
 def write_optimized(path: Path, step: str, block: Mapping[str, Any]) -> WriteResult:
     """Set ``step``'s ``optimized`` block; the new file must load, else nothing changes."""
+    return write_step_edit(path, step, {"optimized": block})
+
+
+def write_step_edit(
+    path: Path, step: str, values: Mapping[str, Any], remove: tuple[str, ...] = ()
+) -> WriteResult:
+    """Edit ``step`` in place (a minimal diff); the new file must load, else nothing changes."""
     from runtime.pipeline.loader import load_pipeline
 
-    before, after = render_optimized(path, step, block)
+    before, after = render_step_edit(path, step, values, remove)
     candidate = path.with_name(f".{path.name}.candidate")
     candidate.write_bytes(after)
     try:
         load_pipeline(candidate)
     except ValidationError as exc:
         raise ConfigError(
-            f"{path}: the optimized prompt for step '{step}' would not load, so the file "
-            f"was left as it is: {exc}"
+            f"{path}: the change to step '{step}' would not load, so the file was left "
+            f"as it is: {exc}"
         ) from None
     finally:
         candidate.unlink(missing_ok=True)

@@ -109,6 +109,9 @@ def error_json(exc: BaseException) -> dict[str, Any]:
         )  # a step error keeps the provider of the call that failed it
         if provider:
             data["provider"] = provider
+        arm = getattr(exc, "arm", None)
+        if arm:
+            data["arm"] = arm
         return data
     return {"kind": "crash", "message": f"{type(exc).__name__}: {exc}"}
 
@@ -429,6 +432,9 @@ def _failed(
         exc = _as_step_error(exc, step, ctx.path)
     info = error_json(exc)
     info["attempts"] = attempts
+    if ctx.meta.get("arm"):  # an A/B arm that failed still counts as an outcome
+        info["arm"] = ctx.meta["arm"]
+        exc.arm = ctx.meta["arm"]  # type: ignore[attr-defined]  # reaches the run's error
     run.emit(
         RunEvent(
             EventKind.STEP_FAILED,

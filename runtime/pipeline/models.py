@@ -344,6 +344,8 @@ class LlmStepSpec(StepSpec):
     prompt: Prompt | None = None
     model: str | None = None
     optimized: OptimizedPrompt | None = None
+    candidate: OptimizedPrompt | None = None  # A/B: tried on a fraction of live runs
+    ab_fraction: float = Field(default=0.0, ge=0, le=1)
 
 
 class ClaudeStep(LlmStepSpec):

@@ -3,6 +3,7 @@ results and session history, joined by newlines."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +30,20 @@ def build_prompt(ctx: StepContext, prompt: Prompt | None) -> str:
         return ""
     text = "\n".join(_part(ctx, part) for part in prompt.parts)
     optimized = getattr(ctx.step, "optimized", None)
+    candidate = getattr(ctx.step, "candidate", None)
+    if candidate is not None and getattr(ctx.step, "ab_fraction", 0.0) > 0:
+        arm = ab_arm(ctx.run.root.id, ctx.path, ctx.step.ab_fraction)  # type: ignore[attr-defined]
+        ctx.meta["arm"] = arm
+        if arm == "candidate":
+            optimized = candidate
     return with_optimized(optimized, text) if optimized is not None else text
+
+
+def ab_arm(run_id: str, path: str, fraction: float) -> str:
+    """``candidate`` for a stable ``fraction`` of runs (by a hash of the run and step)."""
+    digest = hashlib.sha256(f"{run_id}/{path}".encode()).digest()
+    share = int.from_bytes(digest[:8], "big") / 2**64
+    return "candidate" if share < fraction else "current"
 
 
 def with_optimized(optimized: OptimizedPrompt, text: str) -> str:

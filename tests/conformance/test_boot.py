@@ -38,7 +38,7 @@ def test_supervision_yaml_boots_the_designed_tree_and_prints_its_snapshot(tmp_pa
         assert [w.id for w in mock_pool.children] == [f"w{i}" for i in range(8)]
         assert ("provider", "mock") in mock_pool.children[0].detail
         assert root.lookup("providers/mock/w0").call("ping", timeout=WAIT_S) == "pong"
-        assert ("schema", "4") in snap.find("root/store").detail
+        assert ("schema", "5") in snap.find("root/store").detail
         with Client(settings.state_dir / "elx.sock", timeout=WAIT_S) as client:
             assert client.call("ping") == "pong"
     assert not (settings.state_dir / "elx.sock").exists()
