@@ -102,7 +102,7 @@ def register_optimize(main: click.Group) -> None:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="JSONL of {inputs, answer}; default: <pipeline>.examples.jsonl.",
     )
-    @click.option("--metric", default="exact", show_default=True, help="exact, contains, ...")
+    @click.option("--metric", help="exact, contains, ... (default: the step's metric, else exact)")
     @click.option("--threshold", default=0.05, show_default=True, help="Least dev-score gain.")
     @click.option("--dev-fraction", default=0.3, show_default=True)
     @click.option("--seed", default=0, show_default=True)
@@ -120,7 +120,7 @@ def register_optimize(main: click.Group) -> None:
         step: str,
         optimizer: str,
         trainset: Path | None,
-        metric: str,
+        metric: str | None,
         threshold: float,
         dev_fraction: float,
         seed: int,

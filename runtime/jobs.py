@@ -371,7 +371,7 @@ class JobManager:
                 "pipeline": Path(row.pipeline).stem,
             }
         )
-        loaded = load_pipeline(row.pipeline)
+        loaded = self._load(row.pipeline, job_id)
         pipeline_name = loaded.workflow.name
         resume = self.store.get_run(job_id) is not None
         tracer = self.tracer
@@ -422,6 +422,19 @@ class JobManager:
             log.info("job_interrupted", job=job_id, step=live.step)
             return result, None, pipeline_name
         return result, status, pipeline_name
+
+    def _load(self, pipeline: str, job_id: str) -> Any:
+        """The pipeline, or — if its file stopped loading (a bad edit) — its last known good
+        optimized version, with a warning."""
+        from runtime.errors import ValidationError
+        from runtime.optimize.versions import PromptVersions
+
+        try:
+            return load_pipeline(pipeline)
+        except ValidationError:
+            loaded, notice = PromptVersions(self.settings.state_dir).load_known_good(Path(pipeline))
+            log.warning("pipeline_fell_back", job=job_id, notice=notice)
+            return loaded
 
     def _record_arms(self, row: JobRow, pipeline: str, result: RunResult) -> None:
         """Steps that ran an A/B arm: which arm, and whether the step succeeded."""

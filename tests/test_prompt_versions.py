@@ -160,3 +160,24 @@ def test_elx_prompts_shows_history_and_diff_and_rolls_back(pipeline: Path, tmp_p
     undone = runner.invoke(main, ["prompts", "rollback", str(pipeline), "--state-dir", state])
     assert undone.exit_code == 0, undone.output
     assert pipeline.read_text() == PIPELINE
+
+
+def test_a_job_whose_pipeline_file_broke_runs_its_last_known_good_version(
+    pipeline: Path, tmp_path: Path
+) -> None:
+    from runtime.jobs import JobManager
+    from runtime.store import Store
+
+    settings = Settings.from_env({}).with_(state_dir=tmp_path / "state")
+    written = write_optimized(pipeline, "answer", BLOCK)
+    PromptVersions(settings.state_dir).record(pipeline, "answer", written.before, written.after)
+    pipeline.write_text("workflow: [broken\n")
+    settings.state_dir.mkdir(exist_ok=True)
+    store = Store(settings.database)
+    try:
+        jobs = JobManager(store, settings, LocalGateway({}, settings), None)
+        loaded = jobs._load(str(pipeline), "job1")
+        jobs.close()
+    finally:
+        store.close()
+    assert loaded.workflow.name == "capitals" and loaded.workflow.steps[0].optimized is not None

@@ -68,7 +68,7 @@ def optimize_step(
     gateway: Any,
     state_dir: Path,
     trainset: Path | None = None,
-    metric: Any = "exact",
+    metric: Any = None,
     optimizer: str = "bootstrap",
     settings: Mapping[str, Any] | None = None,
     threshold: float = 0.05,
@@ -81,7 +81,12 @@ def optimize_step(
     from runtime.optimize.writeback import write_optimized
     from runtime.pipeline.loader import load_pipeline
 
-    program = StepProgram.from_pipeline(load_pipeline(path), step)
+    loaded = load_pipeline(path)
+    program = StepProgram.from_pipeline(loaded, step)
+    if metric is None:  # the step's own metric, else exact
+        declared = [s for s in loaded.workflow.steps if s.name == step]
+        metric = getattr(declared[0], "metric", None) if declared else None
+        metric = metric or "exact"
     if trainset is not None:
         examples = load_trainset(trainset)
     else:

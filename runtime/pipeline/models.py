@@ -346,6 +346,7 @@ class LlmStepSpec(StepSpec):
     optimized: OptimizedPrompt | None = None
     candidate: OptimizedPrompt | None = None  # A/B: tried on a fraction of live runs
     ab_fraction: float = Field(default=0.0, ge=0, le=1)
+    metric: str | dict[str, Any] | None = None  # how `elx optimize` scores this step
 
 
 class ClaudeStep(LlmStepSpec):

@@ -87,3 +87,30 @@ def test_too_few_examples_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.exit_code == 2
     assert "has 1 example(s); give at least 4" in done.output
+
+
+def test_the_steps_own_metric_scores_the_compile_and_is_recorded(tmp_path: Path) -> None:
+    for name in ("codes.yaml", "codes.examples.jsonl"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    pipeline = tmp_path / "codes.yaml"
+    pipeline.write_text(
+        pipeline.read_text().replace("provider: mock\n", "provider: mock\n      metric: contains\n")
+    )
+    done = CliRunner().invoke(
+        main,
+        [
+            "optimize",
+            "--local",
+            str(pipeline),
+            "--step",
+            "code",
+            "--provider",
+            "demo",
+            "--max-demos",
+            "4",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert "metric: contains" in pipeline.read_text().split("optimized:", 1)[1]
