@@ -90,7 +90,7 @@ def _ab_command(prompts: click.Group) -> None:
 def register_optimize(main: click.Group) -> None:
     @main.command()
     @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--step", required=True, help="The LLM step to optimize.")
+    @click.option("--step", help="The LLM step to optimize (default: the first LLM step).")
     @click.option(
         "--optimizer",
         type=click.Choice(["bootstrap", "random_search", "mipro"]),
@@ -113,11 +113,12 @@ def register_optimize(main: click.Group) -> None:
         "--provider", help="Send the optimizer's calls to this provider ('demo': the demo model)."
     )
     @click.option("--local", is_flag=True, help="Compile in this process, without the daemon.")
+    @click.option("--wait", "wait_", is_flag=True, help="Follow the daemon's compile to its end.")
     @state_dir_option
     @json_option
     def optimize(
         pipeline: Path,
-        step: str,
+        step: str | None,
         optimizer: str,
         trainset: Path | None,
         metric: str | None,
@@ -127,6 +128,7 @@ def register_optimize(main: click.Group) -> None:
         max_demos: int | None,
         provider: str | None,
         local: bool,
+        wait_: bool,
         state_dir: str,
         as_json: bool,
     ) -> None:
@@ -135,6 +137,8 @@ def register_optimize(main: click.Group) -> None:
         By default the daemon's optimizer runs it off to the side and this command
         shows its progress; --local compiles here, without a daemon.
         """
+        if step is None:
+            step = _first_llm_step(pipeline)
         if not local:
             _remote_optimize(
                 state_dir,
@@ -149,7 +153,7 @@ def register_optimize(main: click.Group) -> None:
                     "seed": seed,
                     "max_demos": max_demos,
                     "provider": provider,
-                    "wait": True,
+                    "wait": wait_,
                 },
                 as_json,
             )
@@ -204,11 +208,33 @@ def register_optimize(main: click.Group) -> None:
             )
 
 
+def _first_llm_step(pipeline: Path) -> str:
+    from runtime.pipeline.loader import load_pipeline
+
+    steps = _guard(lambda: load_pipeline(pipeline)).workflow.steps
+    for found in steps:
+        if getattr(found, "llm", False):
+            return str(found.name)
+    click.echo(f"error: {pipeline} has no LLM step to optimize", err=True)
+    sys.exit(EXIT_USAGE)
+
+
 def _remote_optimize(state_dir: str, params: dict[str, Any], as_json: bool) -> None:
     from runtime.cli_daemon import _Remote
 
     remote = _Remote(state_dir, timeout=3600)
     done = remote.call("optimize", {k: v for k, v in params.items() if v is not None})
+    if not params.get("wait"):
+        if as_json:
+            click.echo(json.dumps(done, indent=2))
+        else:
+            click.echo(done["id"])
+            click.echo(
+                f"compiling step {done['step']} off to the side; see `elx optimize ... --wait` "
+                "or the socket's optimizations method",
+                err=True,
+            )
+        return
     if as_json:
         click.echo(json.dumps(done, indent=2))
     else:

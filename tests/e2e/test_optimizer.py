@@ -28,6 +28,7 @@ def test_the_daemon_compiles_off_to_the_side_and_a_failing_compile_leaves_it_hea
         "demo",
         "--max-demos",
         "4",
+        "--wait",
         timeout=180,
     )
     assert done.returncode == 0, done.stderr
@@ -37,12 +38,30 @@ def test_the_daemon_compiles_off_to_the_side_and_a_failing_compile_leaves_it_hea
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    failed = daemon.elx("optimize", str(pipeline), "--step", "code", "--trainset", str(bad))
+    failed = daemon.elx(
+        "optimize", str(pipeline), "--step", "code", "--trainset", str(bad), "--wait"
+    )
     assert failed.returncode == 1
     assert "the compile failed" in failed.stderr and "bad.jsonl:1: not JSON" in failed.stderr
     with daemon.client() as client:
         assert client.call("ping") == "pong"
         statuses = [c["status"] for c in client.call("optimizations")]
+        started = client.call(  # a compile past its time limit is stopped and reported
+            "optimize",
+            {"pipeline": str(pipeline), "step": "code", "provider": "demo", "time_limit_s": 0.01},
+        )
+        assert started["status"] == "running"
+        done = client.call(
+            "optimize",
+            {
+                "pipeline": str(pipeline),
+                "provider": "demo",
+                "step": "code",
+                "time_limit_s": 0.01,
+                "wait": True,
+            },
+        )
+        assert done["status"] == "timed_out" and "time limit" in done["error"]
     assert statuses == ["promoted", "failed"]
     assert daemon.elx("health").returncode == 0
 
