@@ -215,8 +215,13 @@ def compile_step(
     optimizer: OptimizerName = "bootstrap",
     settings: Mapping[str, Any] | None = None,
     lm: Any,
+    current_demos: Sequence[Mapping[str, Any]] = (),
 ) -> CompileResult:
-    """Score ``program`` on ``devset``, compile it on ``trainset``, score it again."""
+    """Score ``program`` on ``devset``, compile it on ``trainset``, score it again.
+
+    ``current_demos`` are the demonstrations the step already has (its promoted
+    ``optimized`` block), so ``before`` is the score of the prompt in use now.
+    """
     chosen = optimizer_settings(optimizer, settings)
     if not trainset:
         raise ConfigError(f"step '{program.step}': no training examples; add some, or split more")
@@ -230,8 +235,14 @@ def compile_step(
     dspy = load_dspy()
     try:
         with using_lm(lm):
+            current = program.module()
+            if current_demos:
+                current.demos = [
+                    program.dspy_example(Example(dict(d["inputs"]), d["answer"]), "current demo")
+                    for d in current_demos
+                ]
+            before = _score(program, current, devset, metric)
             student = program.module()
-            before = _score(program, student, devset, metric)
             compiled = _compile(dspy, optimizer, chosen, student, train, _dspy_metric(metric))
             _check_engine(lm)  # DSPy counts failed examples and goes on; a spent budget must not
             after = _score(program, compiled, devset, metric)

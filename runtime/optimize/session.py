@@ -107,6 +107,7 @@ def optimize_step(
         optimizer=optimizer,  # type: ignore[arg-type]
         settings=settings,
         lm=lm,
+        current_demos=_current_demos(loaded, step),
     )
     progress(f"dev score {result.before:.2f} → {result.after:.2f} with {len(result.demos)} demos")
     if not promote(result, threshold):
@@ -132,3 +133,12 @@ def optimize_step(
     version = versions.record(path, step, written.before, written.after, meta)
     progress(f"promoted: wrote version {version.number} into {path}")
     return Outcome(result, True, version, len(train), len(dev))
+
+
+def _current_demos(loaded: Any, step: str) -> list[dict[str, Any]]:
+    """The demonstrations the step's promoted ``optimized`` block already gives it."""
+    for found in loaded.workflow.steps:
+        optimized = getattr(found, "optimized", None)
+        if found.name == step and optimized is not None:
+            return [{"inputs": dict(d.inputs), "answer": d.answer} for d in optimized.demos]
+    return []

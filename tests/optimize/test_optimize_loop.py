@@ -60,6 +60,24 @@ def test_elx_optimize_improves_the_example_writes_it_back_and_rollback_undoes_it
     assert text.startswith(original.decode())  # the rest of the file, comments too, unchanged
     assert answer(pipeline, "river:nile", tmp_path) == "elin"  # taught by a river demo
 
+    again = runner.invoke(  # the promoted prompt is what a new candidate must beat
+        main,
+        [
+            "optimize",
+            "--local",
+            str(pipeline),
+            "--step",
+            "code",
+            "--provider",
+            "demo",
+            "--max-demos",
+            "4",
+            "--state-dir",
+            state,
+        ],
+    )
+    assert "step code: 1.00 → 1.00; kept the current prompt" in again.output, again.output
+
     history = runner.invoke(main, ["prompts", "history", str(pipeline), "--state-dir", state])
     assert "optimized step code 0.00 → 1.00" in history.output
     undone = runner.invoke(main, ["prompts", "rollback", str(pipeline), "--state-dir", state])
