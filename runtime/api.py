@@ -7,6 +7,7 @@ bad parameters raise ``ProtocolError(invalid_params)`` naming the field.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import threading
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import ConfigError, ProtocolError
@@ -293,6 +295,8 @@ class DaemonApi:
                 ("provider", str),
             )
         }
+        if options.get("trainset") is None:
+            options["trainset"] = self._trainset(path, step)
         limit = float(_param(params, "time_limit_s", (int, float), default=900.0))
         job = runner.start(str(path), step, options=options, time_limit_s=limit)
         if _param(params, "wait", bool, default=False):
@@ -311,6 +315,30 @@ class DaemonApi:
             "pipeline": path.stem,
             "steps": review(path, self.context.store, versions, apply=apply),
         }
+
+    def _trainset(self, path: Path, step: str) -> str | None:
+        """Well-rated answers from runs (score >= 0.5) plus the curated file, as one JSONL
+        for the compile; None (the curated file alone) when no run was rated well."""
+        from runtime.optimize.examples import curated_examples
+
+        rated = [
+            r
+            for r in self.context.store.examples(path.stem, step)
+            if r["score"] is not None and r["score"] >= 0.5
+        ]
+        if not rated:
+            return None
+        rows = rated + curated_examples(path, step)
+        folder = self.context.settings.state_dir / "optimized"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        out = folder / f"{path.stem}.{step}.trainset.jsonl"
+        out.write_text(
+            "".join(
+                json.dumps({"inputs": r["inputs"], "answer": r["output"]}, default=str) + "\n"
+                for r in rows
+            )
+        )
+        return str(out)
 
     def optimizations(self, params: Mapping[str, Any], request: Request, conn: Connection) -> Any:
         runner = self.context.optimizer

@@ -67,3 +67,21 @@ def test_a_bad_curated_line_names_the_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "p.examples.jsonl").write_text('{"step": "a", "inputs": {}, "answer": 1}\n{oops\n')
     with pytest.raises(ConfigError, match=r"p.examples.jsonl:2: not JSON"):
         curated_examples(pipeline)
+
+
+def test_well_rated_answers_become_the_compiles_trainset(tmp_path: Path) -> None:
+    pipeline = tmp_path / "capitals.yaml"
+    pipeline.write_text(CAPITALS)
+    with running_daemon(settings_in(tmp_path, {}), ROOT / "supervision.yaml") as ctx:
+        jobs = [
+            call(ctx, "submit", pipeline=str(pipeline), inputs={"country": c})["id"]
+            for c in ("Peru", "Chile", "Fiji")
+        ]
+        for job in jobs:
+            assert ctx.jobs.wait(job, WAIT_S)["status"] == "completed"
+        call(ctx, "rate", job=jobs[0], score=1.0)
+        call(ctx, "rate", job=jobs[1], score=0.2)
+        trainset = ctx.api._trainset(pipeline, "answer")
+    assert trainset is not None
+    lines = Path(trainset).read_text().splitlines()
+    assert len(lines) == 1 and '"country": "Peru"' in lines[0]
