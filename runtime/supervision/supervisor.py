@@ -21,29 +21,29 @@ Control calls (``start_child`` ...) arrive as messages and raise
 ``ChildControlError`` with OTP's codes. Introspection (``which_children``,
 ``tree`` ...) reads the records under a lock from the caller's thread, so a
 supervisor busy starting a slow child can still be inspected.
+
+The class is built in layers: ``child_lifecycle`` starts and stops one child
+and keeps the records, ``restarts`` handles exits, restarts and escalation,
+``messages`` holds what the actor receives; this module adds the actor's
+lifecycle, control calls and introspection.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, ClassVar
 
 import pykka
-import structlog
 
-from runtime.errors import ChildControlError, RestartIntensityExceeded, StartFailed, StartIgnored
+from runtime.errors import StartFailed
 from runtime.supervision.child import Child, ExitWatcher
+from runtime.supervision.child_lifecycle import log
 from runtime.supervision.child_spec import (
     AutoShutdown,
     ChildKind,
     ChildSpec,
-    Restart,
-    ShutdownMode,
-    Strategy,
     SupervisorFlags,
     SupervisorSpec,
     resolve_actor,
@@ -51,13 +51,17 @@ from runtime.supervision.child_spec import (
 from runtime.supervision.context import SupervisionContext
 from runtime.supervision.exit import Exit, ExitReason
 from runtime.supervision.handle import ChildHandle
-from runtime.supervision.incarnation import Incarnation, StartOutcome
-from runtime.supervision.restart_policy import (
-    RestartWindow,
-    attempt_after_run,
-    backoff_delay,
-    should_restart,
+from runtime.supervision.messages import (
+    ChildExited,
+    DeleteChild,
+    RestartChild,
+    Retry,
+    StartChild,
+    Sync,
+    TerminateChild,
 )
+from runtime.supervision.restart_policy import RestartWindow
+from runtime.supervision.restarts import Restarter
 from runtime.supervision.snapshot import (
     ChildCounts,
     ChildInfo,
@@ -65,54 +69,22 @@ from runtime.supervision.snapshot import (
     StatusReporter,
     TreeNode,
 )
-from runtime.supervision.states import SUPERVISOR_MOVES, ChildState, SupervisorState, transition
+from runtime.supervision.states import ChildState, SupervisorState
 
-log = structlog.get_logger("runtime.supervision")
-
-
-@dataclass(frozen=True, slots=True)
-class _ChildExited:
-    child_id: str
-    incarnation: Incarnation
-    exit: Exit
-
-
-@dataclass(frozen=True, slots=True)
-class _Retry:
-    child_id: str
-    counted: bool
+__all__ = [
+    "DeleteChild",
+    "RestartChild",
+    "StartChild",
+    "Supervisor",
+    "Sync",
+    "TerminateChild",
+    "log",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class Sync:
-    """A no-op: answering it proves every message queued before it was handled."""
-
-
-@dataclass(frozen=True, slots=True)
-class StartChild:
-    spec: ChildSpec
-    on_exit: ExitWatcher | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RestartChild:
-    child_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class TerminateChild:
-    child_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteChild:
-    child_id: str
-
-
-class Supervisor(pykka.ThreadingActor):
+class Supervisor(Restarter):
     """A static supervisor (see the module docstring). Spawned through an ``Incarnation``."""
 
-    drops_finished_children: ClassVar[bool] = False
     kind: ClassVar[ChildKind] = ChildKind.SUPERVISOR
 
     def __init__(self, spec: SupervisorFlags, path: str, context: SupervisionContext) -> None:
@@ -168,9 +140,9 @@ class Supervisor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case _ChildExited():
+            case ChildExited():
                 self._on_child_exited(message)
-            case _Retry():
+            case Retry():
                 self._on_retry(message)
             case StartChild():
                 return self._start_child(message.spec, message.on_exit)
@@ -273,152 +245,6 @@ class Supervisor(pykka.ThreadingActor):
             detail=status.detail if status else (),
         )
 
-    # -- exits and restarts -----------------------------------------------------
-
-    def _on_child_exited(self, message: _ChildExited) -> None:
-        child = self._children.get(message.child_id)
-        if (
-            self._state is not SupervisorState.RUNNING
-            or child is None
-            or child.incarnation is not message.incarnation
-        ):
-            return
-        exit_ = message.exit
-        self._mark_stopped(child, exit_, f"exited ({exit_.describe()})")
-        if not should_restart(child.spec.restart, exit_.reason):
-            self._finished(child, exit_)
-            if child.spec.significant and not exit_.requested:
-                self._check_auto_shutdown()
-            return
-        now = self._ctx.clock.now()
-        if not self._count_restart(child, now):
-            return
-        ran_for = now - message.incarnation.started_at
-        backoff = self.spec.backoff
-        child.backoff_attempts = attempt_after_run(backoff, child.backoff_attempts, ran_for)
-        self._prepare_group(child)
-        self._schedule_attempt(child, counted=False)
-
-    def _on_retry(self, message: _Retry) -> None:
-        child = self._children.get(message.child_id)
-        if (
-            self._state is not SupervisorState.RUNNING
-            or child is None
-            or child.state is not ChildState.RESTARTING
-        ):
-            return
-        child.pending = None
-        if message.counted and not self._count_restart(child, self._ctx.clock.now()):
-            return
-        self._attempt(child)
-
-    def _count_restart(self, child: Child, now: float) -> bool:
-        self._window, allowed = self._window.record(now)
-        if not allowed:
-            self._escalate(child)
-        return allowed
-
-    def _schedule_attempt(self, child: Child, *, counted: bool) -> None:
-        backoff = self.spec.backoff
-        delay = backoff_delay(backoff, child.backoff_attempts, self._ctx.uniform())
-        if backoff is not None:
-            child.backoff_attempts += 1
-        if delay <= 0 and not counted:
-            self._attempt(child)
-            return
-        message = _Retry(child.id, counted)
-        if delay <= 0:
-            self._tell_self(message)
-            return
-        log.info("child_restart_scheduled", supervisor=self.path, child=child.id, delay_s=delay)
-        child.pending = self._ctx.timer.call_later(delay, lambda: self._tell_self(message))
-
-    def _prepare_group(self, trigger: Child) -> list[Child]:
-        """Stop the trigger's running bystanders in reverse; mark the group ``restarting``."""
-        order = self._records()
-        strategy = self.spec.strategy
-        if strategy is Strategy.ONE_FOR_ONE:
-            affected: list[Child] = []
-        elif strategy is Strategy.ONE_FOR_ALL:
-            affected = [child for child in order if child is not trigger]
-        else:
-            affected = order[order.index(trigger) + 1 :]
-        for child in reversed(affected):
-            self._terminate(child)
-            if child.spec.restart is Restart.TEMPORARY:
-                self._remove(child)
-        group = [c for c in order if c is trigger or (c in affected and c.id in self._children)]
-        for child in group:
-            if child.state is ChildState.STOPPED:
-                child.move(ChildState.RESTARTING)
-        return group
-
-    def _attempt(self, trigger: Child) -> None:
-        group = self._prepare_group(trigger)
-        started: list[Child] = []
-        for child in group:
-            if child.state is not ChildState.RESTARTING:
-                continue
-            error = self._start(child, failed=ChildState.RESTARTING)
-            if error is None:
-                if not child.ignored:
-                    child.restart_count += 1
-                    log.info(
-                        "child_restarted",
-                        supervisor=self.path,
-                        child=child.id,
-                        restart_count=child.restart_count,
-                    )
-                started.append(child)
-                continue
-            log.warning(
-                "child_restart_failed", supervisor=self.path, child=child.id, error=repr(error)
-            )
-            if self.spec.strategy is Strategy.ONE_FOR_ALL:
-                for done in reversed(started):
-                    self._terminate(done)
-                    done.move(ChildState.RESTARTING)
-            self._schedule_attempt(child, counted=True)
-            return
-
-    def _escalate(self, child: Child) -> None:
-        spec = self.spec
-        log.error(
-            "max_restart_intensity_reached",
-            supervisor=self.path,
-            child=child.id,
-            intensity=spec.intensity,
-            period_s=spec.period_s,
-        )
-        error = RestartIntensityExceeded(
-            f"{self.path} needed more than {spec.intensity} restart(s) in {spec.period_s:g} s "
-            f"(last: {child.id}); it stopped its children and exited with reason shutdown. "
-            "Fix the crashing child or raise intensity/period_s.",
-            supervisor=self.path,
-        )
-        self._exit_self(Exit(ExitReason.SHUTDOWN, error))
-        log.error("supervisor_escalated", supervisor=self.path, child=child.id)
-
-    def _check_auto_shutdown(self) -> None:
-        mode = self.spec.auto_shutdown
-        if mode is AutoShutdown.NEVER:
-            return
-        if mode is AutoShutdown.ALL_SIGNIFICANT and any(
-            child.spec.significant and child.state is not ChildState.STOPPED
-            for child in self._records()
-        ):
-            return
-        log.info("supervisor_auto_shutdown", supervisor=self.path, mode=mode.value)
-        self._exit_self(Exit(ExitReason.SHUTDOWN))
-
-    def _exit_self(self, exit_: Exit) -> None:
-        self._move_self(SupervisorState.SHUTTING_DOWN)
-        self._shutdown_children()
-        incarnation = getattr(self, "_elx_incarnation", None)
-        if isinstance(incarnation, Incarnation):
-            incarnation.declare_exit(exit_)
-        self.stop()
-
     # -- control calls ------------------------------------------------------------
 
     def _start_child(self, spec: ChildSpec, on_exit: ExitWatcher | None) -> ChildHandle:
@@ -482,64 +308,6 @@ class Supervisor(pykka.ThreadingActor):
         if self._state is not SupervisorState.RUNNING:
             raise self._refused("shutting_down", child_id, f"cannot be changed: {self._state}")
 
-    def _refused(self, code: str, child_id: str, what: str) -> ChildControlError:
-        return ChildControlError(
-            f"{self.path}/{child_id} {what} ({code})",
-            code=code,
-            supervisor=self.path,
-            child=child_id,
-        )
-
-    # -- starting and stopping one child --------------------------------------------
-
-    def _start(self, child: Child, *, failed: ChildState) -> BaseException | None:
-        """Start ``child`` and wait for its ``on_start``; on failure move it to ``failed``."""
-        child.move(ChildState.STARTING)
-        child.generation += 1
-        incarnation = Incarnation(
-            path=child.path,
-            generation=child.generation,
-            crash_on=child.spec.crash_on_types(),
-            clock=self._ctx.clock,
-            on_exit=self._exit_notifier(child.id),
-        )
-        error: BaseException | None = None
-        try:
-            actor_class, kwargs = self._start_target(child)
-            incarnation.spawn(actor_class, kwargs)
-        except StartIgnored:
-            outcome = StartOutcome.IGNORED
-        except BaseException as exc:  # the child's constructor; SystemExit included
-            outcome, error = StartOutcome.FAILED, exc
-        else:
-            outcome = incarnation.wait_started(child.spec.start_timeout_s)
-            error = incarnation.start_error
-            if outcome is StartOutcome.TIMED_OUT:
-                incarnation.abandon()
-                error = StartFailed(
-                    f"{child.path} did not finish on_start within "
-                    f"{child.spec.start_timeout_s:g} s and was abandoned",
-                    child=child.path,
-                    cause=None,
-                )
-        if outcome is StartOutcome.STARTED:
-            child.incarnation = incarnation
-            child.ignored = False
-            child.handle._bind(incarnation)
-            child.move(ChildState.RUNNING)
-            log.info(
-                "child_started", supervisor=self.path, child=child.id, generation=child.generation
-            )
-            return None
-        if outcome is StartOutcome.IGNORED:
-            child.ignored = True
-            child.move(ChildState.STOPPED)
-            log.info("child_start_ignored", supervisor=self.path, child=child.id)
-            return None
-        child.move(failed)
-        log.warning("child_start_failed", supervisor=self.path, child=child.id, error=repr(error))
-        return error or RuntimeError(f"{child.path} failed to start")
-
     def _start_target(self, child: Child) -> tuple[type[pykka.ThreadingActor], dict[str, Any]]:
         spec = child.spec
         if spec.supervisor is not None:
@@ -551,117 +319,6 @@ class Supervisor(pykka.ThreadingActor):
             return DynamicSupervisor, {"spec": flags, "path": child.path, "context": self._ctx}
         assert spec.actor is not None
         return resolve_actor(spec.actor), dict(spec.args)
-
-    def _terminate(self, child: Child) -> Exit | None:
-        """Stop a running child within its shutdown policy; cancel a pending restart."""
-        if child.state is ChildState.RESTARTING:
-            if child.pending is not None:
-                child.pending.cancel()
-                child.pending = None
-            child.move(ChildState.STOPPED)
-            return None
-        incarnation = child.incarnation
-        if child.state is not ChildState.RUNNING or incarnation is None:
-            return None
-        child.move(ChildState.STOPPING)
-        exit_ = self._stop_incarnation(child, incarnation)
-        self._mark_stopped(child, exit_, "was stopped by its supervisor")
-        return exit_
-
-    def _stop_incarnation(self, child: Child, incarnation: Incarnation) -> Exit:
-        child.incarnation = None
-        child.handle._unbind("is being stopped by its supervisor")
-        shutdown = child.spec.shutdown
-        if shutdown is ShutdownMode.BRUTAL_KILL:
-            return incarnation.abandon()
-        incarnation.request_stop()
-        timeout = None if shutdown is ShutdownMode.INFINITY else float(shutdown)
-        if incarnation.wait_exited(timeout) and incarnation.exit is not None:
-            return incarnation.exit
-        log.warning("child_abandoned", supervisor=self.path, child=child.id, shutdown_s=timeout)
-        return incarnation.abandon()
-
-    def _mark_stopped(self, child: Child, exit_: Exit, why: str) -> None:
-        child.incarnation = None
-        child.handle._unbind(why)
-        child.last_exit = exit_
-        child.move(ChildState.STOPPED)
-        log.info(
-            "child_exited",
-            supervisor=self.path,
-            child=child.id,
-            reason=exit_.reason.value,
-            error=repr(exit_.error) if exit_.error else None,
-            requested=exit_.requested,
-        )
-
-    def _shutdown_children(self) -> None:
-        for child in reversed(self._records()):
-            exit_ = self._terminate(child)
-            self._finished(child, exit_ or Exit(ExitReason.SHUTDOWN, requested=True))
-
-    def _finished(self, child: Child, exit_: Exit, *, terminated: bool = False) -> None:
-        """The child stays down: tell its watchers, drop the spec if it goes."""
-        watchers, child.watchers = child.watchers, []
-        for watcher in watchers:
-            try:
-                watcher(exit_)
-            except Exception:
-                log.exception("exit_watcher_failed", supervisor=self.path, child=child.id)
-        temporary = child.spec.restart is Restart.TEMPORARY
-        if (temporary or self.drops_finished_children) and child.id in self._children:
-            self._remove(child)
-        elif terminated and child.ignored:
-            child.ignored = False
-
-    # -- records --------------------------------------------------------------------
-
-    def _records(self) -> list[Child]:
-        with self._lock:
-            return list(self._children.values())
-
-    def _find(self, child_id: str) -> Child:
-        with self._lock:
-            child = self._children.get(child_id)
-        if child is None:
-            raise self._refused("not_found", child_id, "is not a child of this supervisor")
-        return child
-
-    def _add(self, spec: ChildSpec) -> Child:
-        path = f"{self.path}/{spec.id}"
-        handle: ChildHandle
-        if spec.kind is ChildKind.WORKER:
-            handle = self._ctx.handles.get_or_create(path, ChildHandle)
-        else:
-            from runtime.supervision.supervisor_handle import SupervisorHandle
-
-            handle = self._ctx.handles.get_or_create(path, SupervisorHandle)
-        child = Child(spec=spec, path=path, handle=handle)
-        with self._lock:
-            self._children[spec.id] = child
-        return child
-
-    def _remove(self, child: Child) -> None:
-        with self._lock:
-            self._children.pop(child.id, None)
-        child.handle._unbind("was removed from its supervisor")
-        self._ctx.handles.forget(child.path, subtree=child.is_supervisor)
-
-    def _move_self(self, target: SupervisorState) -> None:
-        self._state = transition(f"supervisor {self.path}", self._state, target, SUPERVISOR_MOVES)
-
-    def _exit_notifier(self, child_id: str) -> Callable[[Incarnation, Exit], None]:
-        ref = self.actor_ref
-
-        def notify(incarnation: Incarnation, exit_: Exit) -> None:
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(_ChildExited(child_id, incarnation, exit_))
-
-        return notify
-
-    def _tell_self(self, message: Any) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(message)
 
     def _start_failed(self, child: Child, error: BaseException, *, stopped: int) -> StartFailed:
         if isinstance(error, StartFailed):
