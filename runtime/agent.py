@@ -16,18 +16,19 @@ if there is one, so the next request's pipeline sees the conversation.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, DaemonUnavailable
 from runtime.fallback import FallbackPlan, build_fallback, plan_fallback
 from runtime.pipeline.loader import load_pipeline
 from runtime.pipeline.models import Budget
@@ -98,6 +99,7 @@ class Agent:
         self._in_flight = 0
         self._answered = 0
         self.bypass = False  # set by the health monitor when the agent is overloaded
+        self._pending: set[Future[dict[str, Any]]] = set()
 
     # -- the API ------------------------------------------------------------------
 
@@ -108,8 +110,9 @@ class Agent:
         future: Future[dict[str, Any]] = Future()
         with self._lock:
             self._in_flight += 1
+            self._pending.add(future)
         future.add_done_callback(self._one_done)
-        self._pool.submit(self._guard, future, self._start, request, future)
+        self._submit(future, self._start, request, future)
         return future
 
     def handle_request(
@@ -139,7 +142,19 @@ class Agent:
             return {"in_flight": self._in_flight, "answered": self._answered}
 
     def close(self) -> None:
+        """Stop the pool; requests still pending are answered with an error."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pending = list(self._pending)
+        for future in pending:
+            _fail(future, DaemonUnavailable("the daemon stopped before the answer was ready"))
+
+    def _submit(self, future: Future[dict[str, Any]], fn: Any, *args: Any) -> None:
+        """Run one step of a request on the pool; a closed pool fails the request."""
+        try:
+            self._pool.submit(self._guard, future, fn, *args)
+        except RuntimeError:
+            _fail(future, DaemonUnavailable("the daemon is stopping; ask again after it starts"))
 
     # -- steps of a request (each a short task on the pool) -------------------------
 
@@ -166,7 +181,7 @@ class Agent:
         left = max(0.0, request.deadline - time.monotonic())
         waiting = self.jobs.wait_future(attempt.job_id, left)
         waiting.add_done_callback(
-            lambda _: self._pool.submit(self._guard, future, self._ended, request, attempt, future)
+            lambda _: self._submit(future, self._ended, request, attempt, future)
         )
 
     def _ended(
@@ -295,10 +310,11 @@ class Agent:
                 log.warning("agent_request_failed", error=str(exc))
                 future.set_exception(exc)
 
-    def _one_done(self, _: Future[dict[str, Any]]) -> None:
+    def _one_done(self, future: Future[dict[str, Any]]) -> None:
         with self._lock:
             self._in_flight -= 1
             self._answered += 1
+            self._pending.discard(future)
 
     def _healthy(self) -> list[str]:
         """Providers that can take a request now, in preference order."""
@@ -343,6 +359,12 @@ class Agent:
             if candidate.exists():
                 return load_routes(candidate)
         return RouteTable()
+
+
+def _fail(future: Future[dict[str, Any]], error: Exception) -> None:
+    if not future.done():
+        with contextlib.suppress(InvalidStateError):
+            future.set_exception(error)
 
 
 def new_session_id() -> str:

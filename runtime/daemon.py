@@ -311,10 +311,10 @@ class Daemon:
             self._drain(context, root)
         finally:
             context.stopping.set()
-            if context.agent is not None:
-                context.agent.close()
             if context._jobs is not None:
                 context._jobs.close()  # pending waits get the job's state before the socket goes
+            if context.agent is not None:
+                context.agent.close()  # and asks still pending are answered with an error
             if root is not None:
                 root.shutdown()
             if context.gateway is not None:

@@ -30,7 +30,7 @@ import structlog
 
 from runtime.clock import SYSTEM_CLOCK
 from runtime.config import Settings
-from runtime.errors import ConfigError, ElexirionError, IllegalTransition
+from runtime.errors import ConfigError, IllegalTransition
 from runtime.pipeline.events import RunEvent
 from runtime.pipeline.executor import RunResult, run_pipeline
 from runtime.pipeline.loader import load_pipeline
@@ -263,10 +263,14 @@ class JobManager:
                 live.started = True
             try:
                 self._start_worker(job_id)
-            except ElexirionError as exc:
+            except Exception as exc:  # the slot must come back whatever went wrong
                 log.error("job_start_failed", job=job_id, error=str(exc))
-                self._finish(job_id, JobState.FAILED, error={"kind": "crash", "message": str(exc)})
-                self._release(job_id)
+                try:
+                    self._finish(
+                        job_id, JobState.FAILED, error={"kind": "crash", "message": str(exc)}
+                    )
+                finally:
+                    self._release(job_id)
 
     def _start_worker(self, job_id: str) -> None:
         if self.pipelines is None:  # embedded use without a tree: run inline on a thread
@@ -296,6 +300,12 @@ class JobManager:
 
     def _on_outcome(self, outcome: JobOutcome) -> None:
         """The job supervisor ended: if the job has no final state yet, it crashed."""
+        try:
+            self._settle_outcome(outcome)
+        finally:  # the running slot is released even if recording the outcome fails
+            self._release(outcome.job_id)
+
+    def _settle_outcome(self, outcome: JobOutcome) -> None:
         from runtime.supervision import JobStatus
 
         job_id = outcome.job_id
@@ -314,7 +324,6 @@ class JobManager:
             else:
                 error = {"kind": "crash", "message": outcome.exit.describe()}
             self._finish(job_id, JobState.FAILED, error=error)
-        self._release(job_id)
 
     def _release(self, job_id: str) -> None:
         with self._lock:

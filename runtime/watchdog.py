@@ -188,9 +188,17 @@ class Watchdog:
                 k: a for k, a in wanted.items() if a.kind is not ActionKind.RESTART_POOL
             }
         for kind, target in ended:
-            self._undo(kind, target)
+            try:
+                self._undo(kind, target)
+            except Exception as exc:  # one failed reversal must not block the others
+                log.error("health_action_undo_failed", kind=kind, target=target, error=str(exc))
         for action in started:
-            self._do(action)
+            try:
+                self._do(action)
+            except Exception as exc:  # forget it, so the next tick tries again
+                log.error("health_action_failed", kind=action.kind.value, error=str(exc))
+                with self._lock:
+                    self._applied.pop((action.kind.value, action.target), None)
 
     def _do(self, action: Action) -> None:
         ctx = self.context

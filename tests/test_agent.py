@@ -259,3 +259,24 @@ def test_a_request_that_outlasts_its_timeout_is_answered_running_with_the_job_to
     finally:
         gate.gate.set()
         house.close()
+
+
+def test_requests_still_pending_when_the_agent_stops_are_answered_with_an_error(
+    tmp_path: Path,
+) -> None:
+    from runtime.errors import DaemonUnavailable
+
+    gate = GateClock()
+    house = House(tmp_path, {"mock": MockProvider(MockSettings(latency_s=1.0, clock=gate))}, {})
+    try:
+        pending = house.agent.handle_request("how do mailboxes work?")
+        assert gate.sleeping.wait(WAIT_S)
+        house.agent.close()
+        with pytest.raises(DaemonUnavailable, match="stopped before the answer"):
+            pending.result(WAIT_S)
+        assert house.agent.status()["in_flight"] == 0
+    finally:
+        gate.gate.set()
+        house.jobs.wait_idle(WAIT_S)
+        house.jobs.close()
+        house.store.close()

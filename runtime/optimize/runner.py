@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -68,6 +69,7 @@ class CompileRunner:
         self._lock = threading.Lock()
         self._compiles: dict[str, Compile] = {}
         self._timers = Timers(name="elx-compile-limits")
+        self._processes: dict[str, subprocess.Popen[str]] = {}
 
     def start(
         self,
@@ -85,14 +87,26 @@ class CompileRunner:
                 args += [f"--{name.replace('_', '-')}", str(value)]
         args += ["--state-dir", str(self.state_dir)]
         job = Compile(uuid.uuid4().hex[:12], pipeline, step, args)
+        # The report goes to a file: a chatty child must never block on a full stdout pipe.
+        report = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 (closed by _follow)
         process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+            args,
+            stdout=report,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
         )
         with self._lock:
             self._compiles[job.id] = job
+            self._processes[job.id] = process
         timer = self._timers.call_later(time_limit_s, lambda: self._stop(job, process))
         threading.Thread(
-            target=self._follow, args=(job, process, timer), name=f"compile-{job.id}", daemon=True
+            target=self._follow,
+            args=(job, process, timer, report),
+            name=f"compile-{job.id}",
+            daemon=True,
         ).start()
         log.info("optimize_started", compile=job.id, pipeline=pipeline, step=step)
         return job
@@ -109,22 +123,50 @@ class CompileRunner:
             return [c.to_json() for c in self._compiles.values()]
 
     def close(self) -> None:
+        """Stop the timers and every compile still running (they would outlive the daemon)."""
         self._timers.close()
+        with self._lock:
+            running = [p for p in self._processes.values() if p.poll() is None]
+        for process in running:
+            process.kill()
 
     def _stop(self, job: Compile, process: subprocess.Popen[str]) -> None:
         if process.poll() is None:
             job.status = "timed_out"
             process.kill()
 
-    def _follow(self, job: Compile, process: subprocess.Popen[str], timer: Any) -> None:
-        assert process.stderr is not None and process.stdout is not None
-        for line in process.stderr:
-            text = line.rstrip()
-            if text and "it/s]" not in text:  # DSPy's progress bars are noise here
-                job.progress.append(text)
-        out = process.stdout.read()
-        code = process.wait()
-        timer.cancel()
+    def _follow(
+        self, job: Compile, process: subprocess.Popen[str], timer: Any, report: Any
+    ) -> None:
+        """Relay progress, then settle the compile's status; ``done`` always resolves."""
+        try:
+            assert process.stderr is not None
+            for line in process.stderr:
+                text = line.rstrip()
+                if text and "it/s]" not in text:  # DSPy's progress bars are noise here
+                    job.progress.append(text)
+            code = process.wait()
+            timer.cancel()
+            report.seek(0)
+            self._settle(job, code, report.read())
+        except Exception as exc:
+            job.status, job.error = "failed", f"the compile could not be followed: {exc}"
+        finally:
+            report.close()
+            with self._lock:
+                self._processes.pop(job.id, None)
+            job.ended = job.ended or time.time()
+            log.info("optimize_ended", compile=job.id, status=job.status, error=job.error)
+            if self.telemetry is not None:
+                from runtime.telemetry import OptimizerRun
+
+                self.telemetry.emit(
+                    OptimizerRun(Path(job.pipeline).stem, job.status, job.ended - job.started)
+                )
+            if not job.done.done():
+                job.done.set_result(job.to_json())
+
+    def _settle(self, job: Compile, code: int, out: str) -> None:
         job.ended = time.time()
         if job.status == "timed_out":
             job.error = "the compile ran past its time limit and was stopped"
@@ -132,20 +174,14 @@ class CompileRunner:
             # DSPy prints to stdout too; the report is the JSON document at the end.
             start = out.rfind("\n{\n") + 1 if not out.startswith("{") else 0
             try:
-                job.result = json.loads(out[start:])
+                parsed = json.loads(out[start:])
             except json.JSONDecodeError:
-                job.result = None
+                parsed = None
+            job.result = parsed if isinstance(parsed, dict) else None
+            if job.result is None:
                 job.progress.append("the compile's report could not be read")
             promoted = bool(job.result and job.result.get("promoted"))
             job.status = "promoted" if promoted else "kept"
         else:
             job.status = "failed"
             job.error = "; ".join(list(job.progress)[-3:]) or f"exit status {code}"
-        log.info("optimize_ended", compile=job.id, status=job.status, error=job.error)
-        if self.telemetry is not None:
-            from runtime.telemetry import OptimizerRun
-
-            self.telemetry.emit(
-                OptimizerRun(Path(job.pipeline).stem, job.status, job.ended - job.started)
-            )
-        job.done.set_result(job.to_json())
