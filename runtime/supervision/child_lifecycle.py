@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -101,9 +102,9 @@ class ChildLifecycle(pykka.ThreadingActor):
         log.warning("child_start_failed", supervisor=self.path, child=child.id, error=repr(error))
         return error or RuntimeError(f"{child.path} failed to start")
 
+    @abstractmethod  # pykka's actors are ABCs already; the Supervisor says how
     def _start_target(self, child: Child) -> tuple[type[pykka.ThreadingActor], dict[str, Any]]:
         """The actor class and keyword arguments that start ``child``."""
-        raise NotImplementedError
 
     def _terminate(self, child: Child) -> Exit | None:
         """Stop a running child within its shutdown policy; cancel a pending restart."""

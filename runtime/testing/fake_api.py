@@ -18,6 +18,7 @@ its own scripted answers; everything else is here:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -64,7 +65,7 @@ class Dialect:
     key_query: str | None = None
 
 
-class FakeAPI(Generic[AnswerT]):
+class FakeAPI(ABC, Generic[AnswerT]):
     """The fake server of one API; use it as a context manager.
 
     A subclass sets ``dialect``, routes its endpoints to ``_respond`` and
@@ -176,13 +177,13 @@ class FakeAPI(Generic[AnswerT]):
         reply = self._render(request, body, item)
         return reply.delayed(item.delay_s) if item.delay_s > 0 else reply
 
+    @abstractmethod
     def _refusal(self, body: dict[str, Any]) -> str | None:
         """Why the API would refuse this request body (a 400), or None."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _render(self, request: RecordedRequest, body: dict[str, Any], answer: AnswerT) -> Reply:
         """The answer as the API sends it: one JSON body, or a stream when the request asks."""
-        raise NotImplementedError
 
 
 def query(request: RecordedRequest) -> dict[str, list[str]]:
