@@ -8,6 +8,7 @@ options live in `runtime.cli_remote`, the printing in `runtime.cli_render`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,29 +174,18 @@ def register(main: click.Group) -> None:
         if _down(data):
             sys.exit(EXIT_DOWN)
 
-    @main.command()
-    @click.argument("path")
-    @state_dir_option
-    def restart(path: str, state_dir: str) -> None:
-        """Restart a child of the tree (e.g. providers/mock/w0)."""
-        data = _Remote(state_dir).call("restart", {"path": path})
-        click.echo(f"restarted {data['restarted']}")
-
-    @main.command()
-    @click.argument("path")
-    @state_dir_option
-    def terminate(path: str, state_dir: str) -> None:
-        """Stop a child of the tree; `elx restart PATH` starts it again."""
-        data = _Remote(state_dir).call("terminate", {"path": path})
-        click.echo(f"terminated {data['terminated']}")
-
-    @main.command()
-    @click.argument("path")
-    @state_dir_option
-    def kill(path: str, state_dir: str) -> None:
-        """Crash a child of the tree on purpose; its supervisor restarts it (chaos testing)."""
-        data = _Remote(state_dir).call("kill", {"path": path})
-        click.echo(f"killed {data['killed']}")
+    for name, done, summary in (
+        ("restart", "restarted", "Restart a child of the tree (e.g. providers/mock/w0)."),
+        (
+            "terminate",
+            "terminated",
+            "Stop a child; `elx restart PATH` starts it again.",
+        ),
+        ("kill", "killed", "Crash a child on purpose; its supervisor restarts it (chaos testing)."),
+    ):
+        main.command(name=name, help=summary)(
+            click.argument("path")(state_dir_option(_child_control(name, done)))
+        )
 
     @main.command()
     @state_dir_option
@@ -343,6 +333,16 @@ def register(main: click.Group) -> None:
         """Drain and stop the daemon."""
         _Remote(state_dir).call("shutdown")
         click.echo("daemon stopping (running jobs stop at a checkpoint and resume next start)")
+
+
+def _child_control(method: str, done: str) -> Callable[[str, str], None]:
+    """The body of `elx restart/terminate/kill PATH`: one socket call, one line."""
+
+    def command(path: str, state_dir: str) -> None:
+        data = _Remote(state_dir).call(method, {"path": path})
+        click.echo(f"{done} {data[done]}")
+
+    return command
 
 
 def _follow(remote: _Remote, job_id: str, as_json: bool, timeout: float = 3600.0) -> None:

@@ -504,32 +504,30 @@ class Store:
         return runs.rowcount + steps.rowcount
 
     def perf_runs(self, since: float, pipeline: str | None = None) -> list[dict[str, Any]]:
-        query = (
-            "SELECT pipeline, status, duration_ms, tokens, cost_usd, providers FROM perf_runs"
-            " WHERE finished_at >= ?"
-        )
-        args: tuple[Any, ...] = (since,)
-        if pipeline is not None:
-            query += " AND pipeline = ?"
-            args = (since, pipeline)
-        with self._lock:
-            rows = self._conn.execute(query, args).fetchall()
-        keys = ("pipeline", "status", "duration_ms", "tokens", "cost_usd", "providers")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        columns = ("pipeline", "status", "duration_ms", "tokens", "cost_usd", "providers")
+        return self._recent("perf_runs", columns, "finished_at", since, pipeline)
 
     def perf_steps(self, since: float, pipeline: str | None = None) -> list[dict[str, Any]]:
-        query = (
-            "SELECT pipeline, step, step_type, provider, duration_ms, outcome FROM perf_steps"
-            " WHERE at >= ?"
-        )
+        columns = ("pipeline", "step", "step_type", "provider", "duration_ms", "outcome")
+        return self._recent("perf_steps", columns, "at", since, pipeline)
+
+    def _recent(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        time_column: str,
+        since: float,
+        pipeline: str | None,
+    ) -> list[dict[str, Any]]:
+        """Rows of a performance table since ``since`` (of one pipeline, if given), as dicts."""
+        query = f"SELECT {', '.join(columns)} FROM {table} WHERE {time_column} >= ?"
         args: tuple[Any, ...] = (since,)
         if pipeline is not None:
             query += " AND pipeline = ?"
             args = (since, pipeline)
         with self._lock:
             rows = self._conn.execute(query, args).fetchall()
-        keys = ("pipeline", "step", "step_type", "provider", "duration_ms", "outcome")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [dict(zip(columns, r, strict=True)) for r in rows]
 
     # -- optimizer examples ---------------------------------------------------------
 
