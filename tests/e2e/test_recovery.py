@@ -12,7 +12,7 @@ from runtime.store import Store
 from runtime.testing.daemon_process import DaemonProcess
 
 JOBS = 50
-KILL_AFTER_STEPS = 40
+KILL_AFTER_STEPS = 70  # more than JOBS: some jobs have two steps checkpointed
 EVENT_S = 60.0
 
 THREE_STEPS = """
