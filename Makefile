@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python bench/daemon_bench.py
 	$(BIN)/python bench/telemetry_bench.py
 	$(BIN)/python bench/optimizer_bench.py
+	$(BIN)/python bench/ray_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

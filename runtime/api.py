@@ -403,8 +403,11 @@ class DaemonApi:
         root = self.context.root
         down = []
         if root is not None:
-            down = [
-                n.path for n in root.tree().walk() if n.state != "running" and "/job-" not in n.path
+            down = [  # not running, or running but unable to serve (it says why: "error")
+                n.path
+                for n in root.tree().walk()
+                if (n.state != "running" or any(k == "error" for k, _ in n.detail))
+                and "/job-" not in n.path
             ]
         watchdog = self.context.watchdog
         if watchdog is not None and watchdog.report is None and self.context.ready.is_set():

@@ -300,12 +300,13 @@ class _Progress:
 
 
 def _register_daemon_commands() -> None:
-    from runtime import cli_daemon, cli_prompts, cli_top
+    from runtime import cli_daemon, cli_prompts, cli_top, cli_web
 
     cli_daemon.register(main)
     cli_top.register(main)
     cli_prompts.register(main)
     cli_prompts.register_optimize(main)
+    cli_web.register(main)
 
 
 _register_daemon_commands()

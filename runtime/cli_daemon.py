@@ -60,9 +60,28 @@ def register(main: click.Group) -> None:
         help="The supervision tree to boot.",
     )
     @click.option("--drain-timeout", default=30.0, show_default=True, help="Seconds to drain.")
-    def daemon(state_dir: str, tree_file: str, drain_timeout: float) -> None:
+    @click.option(
+        "--web/--no-web",
+        default=None,
+        help="Serve the web API and chat page (127.0.0.1:8765); overrides supervision.yaml.",
+    )
+    @click.option(
+        "--web-port",
+        type=click.IntRange(0, 65535),
+        help="Port of the web gateway (0: any free port).",
+    )
+    def daemon(
+        state_dir: str, tree_file: str, drain_timeout: float, web: bool | None, web_port: int | None
+    ) -> None:
         """Run the daemon in the foreground (Ctrl-C or `elx shutdown` drains and stops)."""
+        import os
+
         from runtime.config import Settings
+
+        if web is not None:
+            os.environ["ELX_WEB"] = "1" if web else "0"
+        if web_port is not None:
+            os.environ["ELX_WEB_PORT"] = str(web_port)
         from runtime.daemon import Daemon, install_signal_handlers
         from runtime.errors import ConfigError, ValidationError
 

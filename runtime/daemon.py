@@ -74,6 +74,7 @@ class DaemonContext:
     watchdog: Watchdog | None = None
     optimizer: CompileRunner | None = None
     api: Any = None
+    web_url: str | None = None  # set by the web gateway child when it serves
     ready: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
     tree_listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
@@ -291,6 +292,10 @@ class Daemon:
                     telemetry.emit(typed)
 
             context._jobs.add_listener(to_telemetry)
+            from runtime.remote_jobs import JobHome
+            from runtime.supervision.ray_backend import set_home
+
+            set_home(JobHome(context.jobs))  # job workers placed on Ray call home here
             context.agent = Agent(
                 context.jobs, store, self.settings, gateway, health=gateway.breaker_states
             )
@@ -303,9 +308,10 @@ class Daemon:
                 resumed=len(resumed),
                 log=str(log_path),
             )
+            web = f"; chat page {context.web_url} (`elx web url`)" if context.web_url else ""
             self.ready_line(
                 f"elexirion ready on {context.socket_path} (pid {os.getpid()}, "
-                f"{time.monotonic() - started:.2f} s, {len(resumed)} job(s) resumed)"
+                f"{time.monotonic() - started:.2f} s, {len(resumed)} job(s) resumed){web}"
             )
             self._stop.wait()
             self._drain(context, root)

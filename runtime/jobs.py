@@ -101,6 +101,19 @@ class _Live:
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
 
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """A job between ``begin`` and ``end``: what its run needs, wherever it runs."""
+
+    row: JobRow
+    live: _Live
+    loaded: Any
+    settings: Settings
+    budget: Budget | None
+    resume: bool
+    on_event: Callable[[RunEvent], None]
+
+
 JobListener = Callable[[dict[str, Any]], None]
 HISTORY = 2000  # events kept per live job, replayed to a subscriber that comes late
 RECENT = 256  # ended jobs whose events are still kept for replay
@@ -224,16 +237,20 @@ class JobManager:
 
     def resolve_pipeline(self, name: str) -> Path:
         """A path, or a name under pipelines/ (``analysis`` → pipelines/analysis.yaml)."""
-        candidate = Path(name).expanduser()
-        if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-            return candidate.resolve()
-        for base in self.settings.pipeline_dirs:
-            for suffix in (".yaml", ".yml"):
-                found = base / f"{name}{suffix}"
-                if found.exists():
-                    return found.resolve()
+        shown = name if len(name) <= 200 else f"{name[:200]}..."
+        try:
+            candidate = Path(name).expanduser()
+            if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+                return candidate.resolve()
+            for base in self.settings.pipeline_dirs:
+                for suffix in (".yaml", ".yml"):
+                    found = base / f"{name}{suffix}"
+                    if found.exists():
+                        return found.resolve()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte: no such file
+            raise ConfigError(f"no pipeline '{shown}': {exc.__class__.__name__}") from None
         raise ConfigError(
-            f"no pipeline '{name}': not a file, and not found in "
+            f"no pipeline '{shown}': not a file, and not found in "
             + ", ".join(str(d) for d in self.settings.pipeline_dirs)
         )
 
@@ -343,6 +360,32 @@ class JobManager:
 
     def execute(self, job_id: str) -> RunResult | None:
         """Run (or resume) the job to a final state. Safe to call again after a crash."""
+        begun = self.begin(job_id)
+        if begun is None:
+            return None
+        try:
+            result = run_pipeline(
+                begun.loaded,
+                begun.row.inputs,
+                gateway=self.gateway,
+                settings=begun.settings,
+                budget=begun.budget,
+                store=self.store,
+                run_id=job_id,
+                resume=begun.resume,
+                events=begun.on_event,
+                clock=SYSTEM_CLOCK,
+                cancel=begun.live.cancel,
+            )
+            return self.end(begun, result)
+        except BaseException as exc:
+            self.crashed(begun, exc)
+            raise
+
+    def begin(self, job_id: str) -> Begun | None:
+        """The first half of ``execute``: mark the job running and prepare its run; None when
+        there is nothing to run (already final). The Ray backend runs the pipeline between
+        ``begin`` and ``end`` in another process."""
         row = self.store.get_job(job_id)
         if row is None:
             raise ConfigError(f"no job {job_id}")
@@ -351,24 +394,6 @@ class JobManager:
         tracer = self.tracer
         if tracer is not None:
             tracer.job_started(job_id, Path(row.pipeline).stem, row.attempts + 1)
-        try:
-            result, status, pipeline = self._execute(row)
-        except BaseException as exc:
-            if tracer is not None:
-                tracer.job_ended(job_id, "crashed", error=exc)
-            raise
-        if tracer is not None:  # the trace is complete before anyone waiting hears of the end
-            tracer.job_ended(job_id, result.status if status is not None else "running")
-        if status is not None:
-            if status is JobState.COMPLETED:
-                self._keep_examples(row, pipeline, result)
-            self._record_arms(row, pipeline, result)
-            self._finish(job_id, status, result=result.to_json(), error=result.error)
-        return result
-
-    def _execute(self, row: JobRow) -> tuple[RunResult, JobState | None, str]:
-        """Run the pipeline; the job's final state (None: interrupted by a drain)."""
-        job_id = row.id
         with self._lock:
             live = self._live.setdefault(job_id, _Live(job_id, started=True))
         self._emit(
@@ -380,10 +405,13 @@ class JobManager:
                 "pipeline": Path(row.pipeline).stem,
             }
         )
-        loaded = self._load(row.pipeline, job_id)
+        try:
+            loaded = self._load(row.pipeline, job_id)
+        except BaseException as exc:
+            if tracer is not None:
+                tracer.job_ended(job_id, "crashed", error=exc)
+            raise
         pipeline_name = loaded.workflow.name
-        resume = self.store.get_run(job_id) is not None
-        tracer = self.tracer
 
         def on_event(event: RunEvent) -> None:
             if event.path:
@@ -407,30 +435,43 @@ class JobManager:
         settings = self.settings
         if meta.get("provider"):  # a fallback onto another provider
             settings = settings.with_(force_provider=str(meta["provider"]))
-        budget = Budget.model_validate(meta["budget"]) if meta.get("budget") else None
-        result = run_pipeline(
-            loaded,
-            row.inputs,
-            gateway=self.gateway,
+        return Begun(
+            row=row,
+            live=live,
+            loaded=loaded,
             settings=settings,
-            budget=budget,
-            store=self.store,
-            run_id=job_id,
-            resume=resume,
-            events=on_event,
-            clock=SYSTEM_CLOCK,
-            cancel=live.cancel,
+            budget=Budget.model_validate(meta["budget"]) if meta.get("budget") else None,
+            resume=self.store.get_run(job_id) is not None,
+            on_event=on_event,
         )
-        status = (
+
+    def crashed(self, begun: Begun, error: BaseException) -> None:
+        """The run raised (the worker crashes and its supervisor restarts it)."""
+        if self.tracer is not None:
+            self.tracer.job_ended(begun.row.id, "crashed", error=error)
+
+    def end(self, begun: Begun, result: RunResult) -> RunResult:
+        """The second half of ``execute``: the job's final state from its run's result."""
+        row, live = begun.row, begun.live
+        job_id = row.id
+        pipeline = begun.loaded.workflow.name
+        status: JobState | None = (
             JobState(result.status)
             if result.status in JobState._value2member_map_
-            else (JobState.FAILED)
+            else JobState.FAILED
         )
         if status is JobState.CANCELLED and self._draining and not live.cancelled_by_user:
             # Stopped at a checkpoint for a shutdown: it stays running and resumes next start.
             log.info("job_interrupted", job=job_id, step=live.step)
-            return result, None, pipeline_name
-        return result, status, pipeline_name
+            status = None
+        if self.tracer is not None:  # the trace is complete before anyone waiting hears of the end
+            self.tracer.job_ended(job_id, result.status if status is not None else "running")
+        if status is not None:
+            if status is JobState.COMPLETED:
+                self._keep_examples(row, pipeline, result)
+            self._record_arms(row, pipeline, result)
+            self._finish(job_id, status, result=result.to_json(), error=result.error)
+        return result
 
     def _load(self, pipeline: str, job_id: str) -> Any:
         """The pipeline, or — if its file stopped loading (a bad edit) — its last known good
@@ -541,6 +582,7 @@ class JobManager:
         with self._lock:
             live = self._live.get(job_id)
         data["current_step"] = live.step if live is not None else None
+        data["steps_done"] = len(self.store.checkpoints(job_id))  # durable: survives restarts
         return data
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any]:

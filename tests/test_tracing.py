@@ -62,14 +62,14 @@ def test_restarts_and_an_escalation_appear_as_span_events(
         "workflow:\n  name: crashy\n  steps:\n    - {name: never, type: claude, prompt: x}\n"
     )
     jobs = context.jobs
-    original = jobs._execute
+    original = jobs.end
 
-    def crash_inside_the_job(row: Any) -> Any:
-        if row.pipeline.endswith("crashy.yaml"):
+    def crash_inside_the_job(begun: Any, result: Any) -> Any:
+        if begun.row.pipeline.endswith("crashy.yaml"):
             raise RuntimeError("the worker dies mid-job")
-        return original(row)
+        return original(begun, result)
 
-    jobs._execute = crash_inside_the_job  # type: ignore[method-assign]
+    jobs.end = crash_inside_the_job  # type: ignore[method-assign]
     row = context.jobs.submit(str(crashy))
     assert context.jobs.wait(row.id, WAIT_S)["status"] == "failed"
     spans = by_name(exporter)

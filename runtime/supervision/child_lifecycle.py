@@ -23,6 +23,7 @@ import pykka
 import structlog
 
 from runtime.errors import ChildControlError, StartFailed, StartIgnored
+from runtime.supervision.backend import Placement
 from runtime.supervision.child import Child
 from runtime.supervision.child_spec import (
     ChildKind,
@@ -47,6 +48,7 @@ class ChildLifecycle(pykka.ThreadingActor):
     drops_finished_children: ClassVar[bool] = False
     spec: SupervisorFlags
     path: str
+    placement: Placement
     _ctx: SupervisionContext
     _lock: threading.RLock
     _children: dict[str, Child]
@@ -58,10 +60,10 @@ class ChildLifecycle(pykka.ThreadingActor):
         """Start ``child`` and wait for its ``on_start``; on failure move it to ``failed``."""
         child.move(ChildState.STARTING)
         child.generation += 1
-        incarnation = Incarnation(
+        incarnation = self.placement.incarnation(
+            child.spec,
             path=child.path,
             generation=child.generation,
-            crash_on=child.spec.crash_on_types(),
             clock=self._ctx.clock,
             on_exit=self._exit_notifier(child.id),
         )

@@ -12,7 +12,7 @@ import importlib
 import inspect
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import pykka
 from pydantic import (
@@ -143,6 +143,30 @@ class SupervisorFlags(_Frozen):
     auto_shutdown: AutoShutdown = AutoShutdown.NEVER
 
 
+class Backend(StrEnum):
+    """Where a worker's actor runs: a thread of the daemon, or a Ray actor on a cluster."""
+
+    THREAD = "thread"
+    RAY = "ray"
+
+
+class RaySpec(_Frozen):
+    """Where and how Ray places a worker (``ray:`` beside ``backend: ray``)."""
+
+    address: str = "auto"  # auto: RAY_ADDRESS or a running cluster, else a local instance
+    num_cpus: float = Field(default=1.0, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    namespace: str = Field(default="elexirion", min_length=1)
+    # default: Ray's placement (local node first); spread: across the cluster's nodes
+    scheduling: Literal["default", "spread"] = "default"
+
+
+def ray_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
 class PoolSpec(_Frozen):
     """A pool of identical workers (provider pools): expanded into a supervisor."""
 
@@ -168,6 +192,10 @@ class ChildSpec(_Frozen):
     significant: bool = False
     crash_on: tuple[str | type[BaseException], ...] = ()
     start_timeout_s: float = Field(default=30.0, gt=0)
+    # Where workers run: on a worker, its own actor; on a supervisor, every worker below it
+    # that does not say otherwise. None inherits (the root's default is thread).
+    backend: Backend | None = None
+    ray: RaySpec | None = None
 
     @field_validator("actor")
     @classmethod
@@ -231,6 +259,13 @@ class ChildSpec(_Frozen):
             )
         if self.significant and self.restart is Restart.PERMANENT:
             raise ValueError("a significant child must be 'transient' or 'temporary'")
+        if self.ray is not None and self.backend is not Backend.RAY:
+            raise ValueError("'ray' settings need 'backend: ray'")
+        if self.backend is Backend.RAY and not ray_installed():
+            raise ValueError(
+                "backend 'ray' needs Ray, which is not installed: "
+                "pip install 'elexirion[ray]' (or pip install ray)"
+            )
         if self.actor is not None:
             cls = resolve_actor(self.actor)
             try:

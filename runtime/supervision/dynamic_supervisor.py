@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
+from runtime.supervision.backend import THREAD, Placement
 from runtime.supervision.child import Child
 from runtime.supervision.child_spec import ChildKind, ChildSpec, DynamicSupervisorSpec, ShutdownMode
 from runtime.supervision.context import SupervisionContext
@@ -26,8 +27,14 @@ class DynamicSupervisor(Supervisor):
     drops_finished_children: ClassVar[bool] = True
     kind: ClassVar[ChildKind] = ChildKind.DYNAMIC_SUPERVISOR
 
-    def __init__(self, spec: DynamicSupervisorSpec, path: str, context: SupervisionContext) -> None:
-        super().__init__(spec, path, context)
+    def __init__(
+        self,
+        spec: DynamicSupervisorSpec,
+        path: str,
+        context: SupervisionContext,
+        placement: Placement = THREAD,
+    ) -> None:
+        super().__init__(spec, path, context, placement)
         self.max_children = spec.max_children
 
     def _check_can_add(self, spec: ChildSpec) -> None:

@@ -39,6 +39,7 @@ import pykka
 from runtime.clock import Clock
 from runtime.errors import ChildNotRunning, StartIgnored
 from runtime.supervision.exit import Exit, ExitReason
+from runtime.supervision.snapshot import StatusReporter, WorkerStatus
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -158,6 +159,13 @@ class Incarnation:
             future.fail(self._not_running("has not started"))
             return future
         future = cast(FencedFuture, self.ref.ask(message, block=False))
+        if self._track(future) and future.settled:
+            self._discard(future)
+        return future
+
+    def _track(self, future: FencedFuture) -> bool:
+        """Fence ``future`` with this life (it fails when the life ends); False, and failed
+        at once, if the life has already ended."""
         future.on_settle = self._discard
         with self._lock:
             fenced = self._fenced
@@ -165,9 +173,7 @@ class Incarnation:
                 self._pending.add(future)
         if fenced:
             future.fail(self._not_running("stopped before the call reached it"))
-        elif future.settled:
-            self._discard(future)
-        return future
+        return not fenced
 
     def tell(self, message: Any) -> None:
         if self.ref is None or self._fenced:
@@ -176,6 +182,11 @@ class Incarnation:
             self.ref.tell(message)
         except pykka.ActorDeadError:
             raise self._not_running("stopped before the message reached it") from None
+
+    def status(self) -> WorkerStatus | None:
+        """What the worker says it is doing, for the tree (cheap; any thread)."""
+        actor = self.actor
+        return actor.supervision_status() if isinstance(actor, StatusReporter) else None
 
     def pending_calls(self) -> int:
         with self._lock:

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import pykka
 
 from runtime.errors import StartFailed
+from runtime.supervision.backend import THREAD, Placement
 from runtime.supervision.child import Child, ExitWatcher
 from runtime.supervision.child_lifecycle import log
 from runtime.supervision.child_spec import (
@@ -66,7 +67,6 @@ from runtime.supervision.snapshot import (
     ChildCounts,
     ChildInfo,
     Presence,
-    StatusReporter,
     TreeNode,
 )
 from runtime.supervision.states import ChildState, SupervisorState
@@ -87,10 +87,17 @@ class Supervisor(Restarter):
 
     kind: ClassVar[ChildKind] = ChildKind.SUPERVISOR
 
-    def __init__(self, spec: SupervisorFlags, path: str, context: SupervisionContext) -> None:
+    def __init__(
+        self,
+        spec: SupervisorFlags,
+        path: str,
+        context: SupervisionContext,
+        placement: Placement = THREAD,
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.path = path
+        self.placement = placement
         self._ctx = context
         self._lock = threading.RLock()
         self._children: dict[str, Child] = {}
@@ -101,6 +108,10 @@ class Supervisor(Restarter):
     # -- lifecycle --------------------------------------------------------------
 
     def on_start(self) -> None:
+        if self.placement.ray is not None:  # workers go to Ray: join the cluster now, so a
+            from runtime.supervision.ray_backend import connect  # bad address fails the boot
+
+            connect(self.placement.ray)
         initial = self.spec.children if isinstance(self.spec, SupervisorSpec) else ()
         for spec in initial:
             self._add(spec)
@@ -225,7 +236,7 @@ class Supervisor(Restarter):
                 last_exit=last_exit,
             )
         flags = child.spec.supervisor or child.spec.dynamic_supervisor
-        status = actor.supervision_status() if isinstance(actor, StatusReporter) else None
+        status = incarnation.status() if running and incarnation else None
         return TreeNode(
             path=child.path,
             id=child.id,
@@ -311,12 +322,21 @@ class Supervisor(Restarter):
     def _start_target(self, child: Child) -> tuple[type[pykka.ThreadingActor], dict[str, Any]]:
         spec = child.spec
         if spec.supervisor is not None:
-            return Supervisor, {"spec": spec.supervisor, "path": child.path, "context": self._ctx}
+            return Supervisor, {
+                "spec": spec.supervisor,
+                "path": child.path,
+                "context": self._ctx,
+                "placement": self.placement.below(spec),
+            }
         if spec.dynamic_supervisor is not None:
             from runtime.supervision.dynamic_supervisor import DynamicSupervisor
 
-            flags = spec.dynamic_supervisor
-            return DynamicSupervisor, {"spec": flags, "path": child.path, "context": self._ctx}
+            return DynamicSupervisor, {
+                "spec": spec.dynamic_supervisor,
+                "path": child.path,
+                "context": self._ctx,
+                "placement": self.placement.below(spec),
+            }
         assert spec.actor is not None
         return resolve_actor(spec.actor), dict(spec.args)
 

@@ -11,7 +11,17 @@ from runtime.supervision import ChildKind, Restart, render_tree
 from runtime.testing.daemon_thread import running_daemon, settings_in
 
 SPEC = Path(__file__).resolve().parents[2] / "supervision.yaml"
-TOP = ["store", "telemetry", "providers", "pipelines", "agent", "health", "optimizer", "socket"]
+TOP = [
+    "store",
+    "telemetry",
+    "providers",
+    "pipelines",
+    "agent",
+    "health",
+    "optimizer",
+    "web",
+    "socket",
+]
 
 
 def test_supervision_yaml_boots_the_designed_tree_and_prints_its_snapshot(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,59 @@ def daemon_with(
         proc.kill()
 
 
+THREE_STEPS = """
+    workflow:
+      name: three
+      inputs:
+        n: {type: integer}
+      steps:
+        - {name: one, type: llm, provider: mock, prompt: "one of job {{ inputs.n }}"}
+        - {name: two, type: llm, provider: mock, prompt: "two of job {{ inputs.n }}"}
+        - {name: three, type: llm, provider: mock, prompt: "three of job {{ inputs.n }}"}
+"""
+
+
 def write_pipeline(directory: Path, name: str, text: str) -> Path:
     path = directory / name
     path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
     return path
+
+
+@dataclass(frozen=True)
+class WebGateway:
+    """A daemon serving the web gateway on a free port, and what a client needs."""
+
+    daemon: DaemonProcess
+    url: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def start_web_gateway(base: Path, **extra: str) -> WebGateway:
+    env = clean_env(
+        ELX_STATE_DIR=str(base / "state"),
+        PIPELINE_WORKSPACE_DIR=str(base / "workspace"),
+        PIPELINE_OUTPUT_DIR=str(base / "outputs"),
+        ELX_WEB="1",
+        ELX_WEB_PORT="0",
+        **extra,
+    )
+    daemon = DaemonProcess(base / "state", env)
+    daemon.start()
+    done = daemon.elx("web", "url", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    token = answer["open"].split("#token=", 1)[1]
+    return WebGateway(daemon, answer["url"].rstrip("/"), token)
+
+
+@pytest.fixture(scope="module")
+def web_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebGateway]:
+    """One gateway for a module's tests; the mock answers after 200 ms per call, so a job
+    runs long enough to be watched and cancelled."""
+    gateway = start_web_gateway(tmp_path_factory.mktemp("web"), ELX_MOCK_LATENCY_MS="200")
+    yield gateway
+    gateway.daemon.kill()

@@ -7,24 +7,13 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e.conftest import write_pipeline
+from e2e.conftest import THREE_STEPS, write_pipeline
 from runtime.store import Store
 from runtime.testing.daemon_process import DaemonProcess
 
 JOBS = 50
 KILL_AFTER_STEPS = 70  # more than JOBS: some jobs have two steps checkpointed
 EVENT_S = 60.0
-
-THREE_STEPS = """
-    workflow:
-      name: three
-      inputs:
-        n: {type: integer}
-      steps:
-        - {name: one, type: llm, provider: mock, prompt: "one of job {{ inputs.n }}"}
-        - {name: two, type: llm, provider: mock, prompt: "two of job {{ inputs.n }}"}
-        - {name: three, type: llm, provider: mock, prompt: "three of job {{ inputs.n }}"}
-"""
 
 
 def test_sigkill_with_fifty_jobs_running_then_a_restart_finishes_all_and_reruns_no_step(

@@ -35,7 +35,7 @@ def tree_yaml(child: str) -> str:
         (
             "      colour: blue\n",
             5,
-            "root.children[0].colour: unknown key; allowed keys: actor, args, crash_on",
+            "root.children[0].colour: unknown key; allowed keys: actor, args, backend, crash_on",
         ),
         ("      args: [1, 2]\n", 5, "root.children[0].args: Input should be a valid dictionary"),
         (
