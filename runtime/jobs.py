@@ -569,20 +569,20 @@ class JobManager:
             live = self._live.get(job_id)
         return live.step if live is not None else None
 
-    def get(self, job_id: str) -> JobRow:
-        row = self.store.get_job(job_id)
+    def get(self, job_id: str, *, with_result: bool = True) -> JobRow:
+        row = self.store.get_job(job_id, with_result=with_result)
         if row is None:
             raise KeyError(job_id)
         return row
 
     def status(self, job_id: str) -> dict[str, Any]:
-        row = self.get(job_id)
+        row = self.get(job_id, with_result=False)
         data = row.to_json()
         data.pop("result", None)
         with self._lock:
             live = self._live.get(job_id)
         data["current_step"] = live.step if live is not None else None
-        data["steps_done"] = len(self.store.checkpoints(job_id))  # durable: survives restarts
+        data["steps_done"] = self.store.count_checkpoints(job_id)  # durable: survives restarts
         return data
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any]:

@@ -195,6 +195,8 @@ _JOB_COLUMNS = (
     " attempts, result, error, meta"
 )
 
+_JOB_COLUMNS_NO_RESULT = _JOB_COLUMNS.replace(" result,", " NULL,")
+
 
 def _job(row: Any) -> JobRow:
     return JobRow(
@@ -375,6 +377,14 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, seq, path, _dumps(dict(record)), _dumps(dict(state)), time.time()),
             )
+
+    def count_checkpoints(self, run_id: str) -> int:
+        """How many steps of the run are checkpointed (without reading them)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(DISTINCT path) FROM checkpoints WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return int(row[0])
 
     def checkpoints(self, run_id: str) -> dict[str, CheckpointRow]:
         with self._lock:
@@ -658,10 +668,12 @@ class Store:
         assert row is not None
         return row
 
-    def get_job(self, job_id: str) -> JobRow | None:
+    def get_job(self, job_id: str, *, with_result: bool = True) -> JobRow | None:
+        """The job's row; ``with_result=False`` leaves its (possibly large) result out."""
+        columns = _JOB_COLUMNS if with_result else _JOB_COLUMNS_NO_RESULT
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+                f"SELECT {columns} FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
         return None if row is None else _job(row)
 
